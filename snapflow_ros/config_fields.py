@@ -1,0 +1,194 @@
+# Copyright 2026 The snapflow_ros Authors
+# SPDX-License-Identifier: Apache-2.0
+"""Declarative config fields shared by every component's config dataclass.
+
+Each component has one frozen dataclass whose fields are declared with :func:`param`. The
+metadata (description, range, choices, whether it may change at runtime) is the single source
+from which validation, YAML loading and the ROS parameter declarations are derived.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, of the wrong type or out of range."""
+
+
+def param(
+    default: Any = dataclasses.MISSING,
+    description: str = "",
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    choices: tuple | None = None,
+    runtime: bool = False,
+    ros: bool = True,
+) -> Any:
+    """Declare a config field with its documentation and bounds.
+
+    ``low``/``high`` are inclusive bounds for numbers (and for every element of a list of
+    numbers); ``choices`` restricts strings; ``runtime`` marks a field that may change while a
+    node is active (``ros2 param set``); ``ros=False`` keeps a field out of ROS parameters.
+    """
+    meta = {
+        "description": description,
+        "low": low,
+        "high": high,
+        "choices": choices,
+        "runtime": runtime,
+        "ros": ros,
+    }
+    if isinstance(default, (list, dict, set)):
+        value = default
+        return dataclasses.field(default_factory=lambda: type(value)(value), metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def _check_value(name: str, value: Any, meta: dict) -> None:
+    low, high, choices = meta.get("low"), meta.get("high"), meta.get("choices")
+    values = value if isinstance(value, (list, tuple)) else [value]
+    for item in values:
+        if isinstance(item, bool):
+            continue
+        if isinstance(item, (int, float)):
+            if isinstance(item, float) and not math.isfinite(item):
+                raise ConfigError(f"{name}={value!r}: must be a finite number")
+            if low is not None and item < low:
+                raise ConfigError(f"{name}={value!r}: must be >= {low}")
+            if high is not None and item > high:
+                raise ConfigError(f"{name}={value!r}: must be <= {high}")
+        if choices is not None and item not in choices:
+            raise ConfigError(f"{name}={value!r}: must be one of {', '.join(map(str, choices))}")
+
+
+def check_config(config: Any) -> None:
+    """Check every field of a config dataclass against its declared bounds and choices."""
+    for field in dataclasses.fields(config):
+        _check_value(field.name, getattr(config, field.name), field.metadata)
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _coerce(name: str, value: Any, annotation: Any) -> Any:
+    """Convert YAML / ROS values to the annotated type, or raise ConfigError."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        non_none = [a for a in args if a is not type(None)]
+        if len(non_none) == 1:
+            return _coerce(name, value, non_none[0])
+        return value
+    if dataclasses.is_dataclass(annotation) and isinstance(value, dict):
+        return config_from_dict(annotation, value, where=f"{name}.")
+    if origin in (tuple, list):
+        if isinstance(value, str) or not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{name}={value!r}: expected a list")
+        item_type = args[0] if args else Any
+        items = [_coerce(f"{name}[{i}]", v, item_type) for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{name}={value!r}: expected a mapping")
+        return dict(value)
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{name}={value!r}: expected true or false")
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            raise ConfigError(f"{name}={value!r}: expected an integer")
+        return value
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{name}={value!r}: expected a number")
+        return float(value)
+    if annotation is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{name}={value!r}: expected a string")
+        return value
+    return value
+
+
+def config_from_dict(cls: type, data: dict | None, *, where: str = "") -> Any:
+    """Build config ``cls`` from a plain mapping, rejecting unknown keys by name."""
+    data = dict(data or {})
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(
+            f"unknown {cls.__name__} option(s) {', '.join(where + u for u in unknown)}; "
+            f"valid options: {', '.join(sorted(names))}"
+        )
+    hints = _field_types(cls)
+    kwargs = {k: _coerce(where + k, v, hints[k]) for k, v in data.items()}
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:  # a required field is missing
+        raise ConfigError(f"{cls.__name__}: {exc}") from exc
+
+
+def config_to_dict(config: Any) -> dict:
+    """Plain, YAML/JSON-serialisable mapping of a config dataclass (tuples become lists)."""
+
+    def plain(value: Any) -> Any:
+        if dataclasses.is_dataclass(value):
+            return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return value
+
+    return plain(config)
+
+
+def load_config_yaml(cls: type, path: str | Path, section: str | None = None) -> Any:
+    """Load ``cls`` from a YAML file; ``section`` picks a top-level key.
+
+    ROS parameter files (``node: {ros__parameters: {...}}``) are accepted as they are, so the
+    same file configures the CLI and the node.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if section is not None:
+        if section not in data:
+            raise ConfigError(f"{path}: no section '{section}' (found: {', '.join(data)})")
+        data = data[section]
+    if isinstance(data, dict) and "ros__parameters" in data:
+        data = data["ros__parameters"]
+    names = {f.name for f in dataclasses.fields(cls)}
+    try:
+        return config_from_dict(cls, {k: v for k, v in data.items() if k in names})
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+
+
+def replace_config(config: Any, **changes: Any) -> Any:
+    """``dataclasses.replace`` with the same coercion and validation as loading."""
+    hints = _field_types(type(config))
+    names = {f.name for f in dataclasses.fields(config)}
+    unknown = sorted(set(changes) - names)
+    if unknown:
+        raise ConfigError(f"unknown {type(config).__name__} option(s) {', '.join(unknown)}")
+    coerced = {k: _coerce(k, v, hints[k]) for k, v in changes.items()}
+    return dataclasses.replace(config, **coerced)

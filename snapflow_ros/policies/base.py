@@ -1,0 +1,133 @@
+# Copyright 2026 The snapflow_ros Authors
+# SPDX-License-Identifier: Apache-2.0
+"""The flow-matching policy interface every backend implements.
+
+Time convention (as LeRobot / openpi): ``t = 1`` is Gaussian noise, ``t = 0`` the clean,
+normalised action chunk. ``velocity(x, s, t, context)`` is the average velocity ``F`` that carries
+``x`` from time ``t`` to the earlier time ``s <= t``: ``x_s = x_t - (t - s) * F``. With ``s = t``
+it is the ordinary local velocity of a flow-matching model.
+
+Batches exchanged with a policy are plain dicts (the layout :mod:`snapflow_ros.data` produces):
+
+- ``"images"``: ``{camera_key: uint8 tensor (B, 3, h, w)}`` (RGB), or float in [0, 1];
+- ``"state"``: float tensor ``(B, S)`` in robot units (radians, metres);
+- ``"task"``: optional list of ``B`` strings;
+- ``"action"``: float tensor ``(B, H, A)`` in robot units (training only);
+- ``"action_is_pad"``: bool tensor ``(B, H)``, True past an episode end (training only).
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils import _pytree
+
+from snapflow_ros.config_fields import ConfigError, check_config, param
+
+Context = Any  # a backend's encoded observation: any pytree of tensors with batch dim first
+
+
+class CheckpointMismatchError(ConfigError):
+    """A checkpoint was trained for other joints, cameras or image sizes than requested."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RobotInterface:
+    """What a policy consumes and produces on a robot: names, cameras and image size."""
+
+    joint_names: tuple[str, ...] = param((), "State joints, in the order the model reads them.")
+    action_names: tuple[str, ...] = param(
+        (), "Action dimensions, in the order the model writes them (default: joint_names)."
+    )
+    camera_keys: tuple[str, ...] = param(("top",), "Camera keys the model was trained on.")
+    image_height: int = param(128, "Image height fed to the model (pixels).", low=8, high=4096)
+    image_width: int = param(128, "Image width fed to the model (pixels).", low=8, high=4096)
+
+    def __post_init__(self) -> None:
+        check_config(self)
+        if not self.action_names and self.joint_names:
+            object.__setattr__(self, "action_names", tuple(self.joint_names))
+        for label, names in (("joint_names", self.joint_names),
+                             ("action_names", self.action_names),
+                             ("camera_keys", self.camera_keys)):
+            if len(set(names)) != len(names):
+                raise ConfigError(f"{label} has duplicates: {list(names)}")
+
+    def check_matches(self, other: RobotInterface, *, what: str = "checkpoint") -> None:
+        """Raise :class:`CheckpointMismatchError` naming every field where ``other`` differs."""
+        problems = []
+        for label in ("joint_names", "action_names", "camera_keys"):
+            mine, theirs = getattr(self, label), getattr(other, label)
+            if tuple(mine) != tuple(theirs):
+                missing = [n for n in theirs if n not in mine]
+                extra = [n for n in mine if n not in theirs]
+                detail = f"missing {missing}" if missing else ""
+                detail += (", " if detail and extra else "") + (f"unexpected {extra}" if extra else "")
+                problems.append(
+                    f"{label}: {what} has {list(mine)}, robot has {list(theirs)}"
+                    + (f" ({detail})" if detail else " (order differs)")
+                )
+        if problems:
+            raise CheckpointMismatchError(f"{what} does not match the robot: " + "; ".join(problems))
+
+
+class FlowMatchingPolicy(nn.Module, abc.ABC):
+    """A flow-matching action policy with a target-time embedding (SnapFlow's ``phi_s``).
+
+    Subclasses set ``self.robot`` (a :class:`RobotInterface`), ``self.chunk_size`` (H) and
+    ``self.action_dim`` (D, the model's possibly padded action width), and implement
+    :meth:`encode`, :meth:`velocity`, :meth:`normalized_action_target` and
+    :meth:`to_robot_actions`.
+    """
+
+    robot: RobotInterface
+    chunk_size: int
+    action_dim: int
+    policy_type: str = "base"
+
+    @abc.abstractmethod
+    def encode(self, batch: dict) -> Context:
+        """Encode the observation part of ``batch`` once (the prefix) into a context."""
+
+    @abc.abstractmethod
+    def velocity(self, x: torch.Tensor, s: torch.Tensor, t: torch.Tensor,
+                 context: Context) -> torch.Tensor:
+        """Average velocity ``F(x, s, t | context)``: x ``(B, H, D)``, s and t ``(B,)``."""
+
+    @abc.abstractmethod
+    def normalized_action_target(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """Clean normalised chunk ``(B, H, D)`` and its float loss mask ``(B, H, D)``.
+
+        The mask is 0 on padded chunk steps (``action_is_pad``) and padded action dimensions.
+        """
+
+    @abc.abstractmethod
+    def to_robot_actions(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised chunk ``(B, H, D)`` -> robot-unit chunk ``(B, H, A)``."""
+
+    def select_context(self, context: Context, index: torch.Tensor) -> Context:
+        """Rows ``index`` of a context (every tensor leaf indexed on its first dimension)."""
+        return _pytree.tree_map(
+            lambda leaf: leaf.index_select(0, index) if isinstance(leaf, torch.Tensor) else leaf,
+            context,
+        )
+
+    def prefix_parameters(self) -> list[nn.Parameter]:
+        """Parameters frozen in the ``snapflow`` stage (the observation encoder / VLM)."""
+        return []
+
+    def trainable_parameters(self, stage: str) -> list[nn.Parameter]:
+        """Parameters the optimiser updates in ``stage`` (``teacher`` or ``snapflow``)."""
+        if stage == "teacher":
+            return [p for p in self.parameters() if p.requires_grad]
+        frozen = {id(p) for p in self.prefix_parameters()}
+        return [p for p in self.parameters() if id(p) not in frozen and p.requires_grad]
+
+    @property
+    def device(self) -> torch.device:
+        """The device of the policy's parameters."""
+        return next(self.parameters()).device
