@@ -66,13 +66,15 @@ class RobotInterface:
                 missing = [n for n in theirs if n not in mine]
                 extra = [n for n in mine if n not in theirs]
                 detail = f"missing {missing}" if missing else ""
-                detail += (", " if detail and extra else "") + (f"unexpected {extra}" if extra else "")
+                if extra:
+                    detail += (", " if detail else "") + f"unexpected {extra}"
                 problems.append(
                     f"{label}: {what} has {list(mine)}, robot has {list(theirs)}"
                     + (f" ({detail})" if detail else " (order differs)")
                 )
         if problems:
-            raise CheckpointMismatchError(f"{what} does not match the robot: " + "; ".join(problems))
+            raise CheckpointMismatchError(
+                f"{what} does not match the robot: " + "; ".join(problems))
 
 
 class FlowMatchingPolicy(nn.Module, abc.ABC):
