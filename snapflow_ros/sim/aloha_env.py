@@ -1,0 +1,299 @@
+# Copyright 2026 The snapflow_ros Authors
+# SPDX-License-Identifier: Apache-2.0
+"""The simulated ALOHA robot: gym-aloha's joint-space TransferCube / Insertion tasks, fast.
+
+:class:`AlohaSim` drives gym-aloha's MuJoCo tasks through dm_control, but renders only one
+camera at the configured size with shadows and multisampling off (the stock gym env renders
+three 640x480 cameras with shadows every step, ~20x slower). Object poses come from the seed
+exactly as ``gym_aloha.AlohaEnv.reset(seed)`` draws them, so seeds mean the same poses here and
+in LeRobot's gym evaluation.
+
+Units: arm joints in radians, grippers normalised (0 closed, 1 open), 50 Hz control. The env's
+declared ``Box(-1, 1)`` action space is wrong and actions are never clipped to it.
+
+MuJoCo, dm_control and gym-aloha are imported lazily, after the OpenGL backend is chosen
+(``MUJOCO_GL`` is read once, when dm_control is first imported).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+import sys
+from typing import Any
+
+import numpy as np
+
+from snapflow_ros.config_fields import ConfigError, check_config, param
+
+TASKS = ("transfer_cube", "insertion")
+CONTROL_RATE_HZ = 50.0
+CONTROL_PERIOD_S = 1.0 / CONTROL_RATE_HZ
+CAMERAS = ("top", "angle", "left_pillar", "right_pillar", "front_close", "left_wrist",
+           "right_wrist")
+RENDER_BACKENDS = ("auto", "egl", "osmesa", "glfw")
+
+# Per arm: six revolute joints (radians) then the normalised gripper (0 closed .. 1 open).
+ALOHA_JOINT_NAMES = tuple(
+    f"{side}_{joint}"
+    for side in ("left", "right")
+    for joint in ("waist", "shoulder", "elbow", "forearm_roll", "wrist_angle", "wrist_rotate",
+                  "gripper")
+)
+GRIPPER_INDICES = (6, 13)
+
+# Task strings as LeRobot's ALOHA sim datasets phrase them.
+TASK_DESCRIPTIONS = {
+    "transfer_cube": "Pick up the cube with the right arm and transfer it to the left arm.",
+    "insertion": "Insert the peg into the socket.",
+}
+
+# Scene files of gym-aloha: joint-position control, and the mocap (end-effector) variant.
+_SCENE_FILES = {
+    ("transfer_cube", False): "bimanual_viperx_transfer_cube.xml",
+    ("insertion", False): "bimanual_viperx_insertion.xml",
+    ("transfer_cube", True): "bimanual_viperx_end_effector_transfer_cube.xml",
+    ("insertion", True): "bimanual_viperx_end_effector_insertion.xml",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class AlohaSimConfig:
+    """The simulated ALOHA task, camera and episode length."""
+
+    task: str = param("transfer_cube", "Simulated task.", choices=TASKS)
+    image_size: int = param(
+        128, "Side of the square camera image (pixels); >= 128 (the 4 cm cube is ~3 px at 96).",
+        low=128, high=1024,
+    )
+    camera: str = param("top", "MuJoCo camera rendered as the robot's camera.", choices=CAMERAS)
+    episode_steps: int = param(
+        400, "Control steps per episode (scripted insertion succeeds at steps ~356-364).",
+        low=1, high=100000,
+    )
+    control_rate_hz: float = param(
+        CONTROL_RATE_HZ, "Control rate (Hz); fixed at 50 by the task's dynamics.",
+        low=CONTROL_RATE_HZ, high=CONTROL_RATE_HZ,
+    )
+    render_backend: str = param(
+        "auto", "OpenGL backend for MuJoCo (auto: $MUJOCO_GL if set, else egl).",
+        choices=RENDER_BACKENDS,
+    )
+
+    def __post_init__(self) -> None:
+        check_config(self)
+
+
+@dataclasses.dataclass
+class AlohaObservation:
+    """One observation of the simulated robot at control step ``step``."""
+
+    image: np.ndarray  # (H, W, 3) uint8 RGB from the configured camera
+    qpos: np.ndarray  # (14,) float64: per arm 6 joints (rad) + gripper (0 closed .. 1 open)
+    qvel: np.ndarray  # (14,) float64: joint velocities (rad/s), gripper in normalised units/s
+    step: int  # control steps since reset
+
+
+def object_poses_for_seed(task: str, seed: int) -> np.ndarray:
+    """Object poses for ``seed`` as gym-aloha draws them: (7,) cube or (14,) peg then socket.
+
+    Each pose is position (m) then quaternion (w, x, y, z).
+    """
+    if task not in TASKS:
+        raise ConfigError(f"task={task!r}: must be one of {', '.join(TASKS)}")
+    if not 0 <= int(seed) < 2**32:
+        raise ConfigError(f"seed={seed!r}: must be in [0, 2**32)")
+    from gym_aloha.utils import sample_box_pose, sample_insertion_pose
+
+    if task == "transfer_cube":
+        return np.asarray(sample_box_pose(int(seed)), dtype=np.float64)
+    return np.concatenate(sample_insertion_pose(int(seed))).astype(np.float64)
+
+
+def select_render_backend(backend: str) -> str:
+    """Set ``MUJOCO_GL`` (and PyOpenGL's platform) before dm_control loads; return the backend.
+
+    Raises :class:`ConfigError` when dm_control was already loaded with another backend.
+    """
+    if backend not in RENDER_BACKENDS:
+        raise ConfigError(f"render_backend={backend!r}: must be one of {RENDER_BACKENDS}")
+    if backend == "auto":
+        backend = os.environ.get("MUJOCO_GL", "egl")
+    loaded = sys.modules.get("dm_control._render")
+    if loaded is not None:
+        if loaded.BACKEND != backend:
+            raise ConfigError(
+                f"render_backend={backend!r} but MuJoCo rendering was already loaded with "
+                f"{loaded.BACKEND!r} in this process (set MUJOCO_GL before the first import)"
+            )
+        return backend
+    os.environ["MUJOCO_GL"] = backend
+    if backend in ("egl", "osmesa"):
+        os.environ["PYOPENGL_PLATFORM"] = backend
+    return backend
+
+
+@functools.cache
+def _task_classes() -> dict[tuple[str, bool], type]:
+    """gym-aloha task classes that render nothing and take object poses from the caller."""
+    from dm_control.suite import base
+    from gym_aloha.tasks import sim, sim_end_effector
+
+    def observe(self, physics) -> dict:
+        # The stock tasks render three 640x480 cameras here on every step; the caller renders
+        # the one camera it needs instead.
+        return {
+            "qpos": self.get_qpos(physics),
+            "qvel": self.get_qvel(physics),
+            "env_state": self.get_env_state(physics),
+        }
+
+    def joint_space(parent: type) -> type:
+        def initialize_episode(self, physics) -> None:
+            # The stock tasks read the poses from this module-level slot.
+            sim.BOX_POSE[0] = self.object_poses
+            parent.initialize_episode(self, physics)
+
+        return type(f"Headless{parent.__name__}", (parent,), {
+            "object_poses": None,
+            "initialize_episode": initialize_episode,
+            "get_observation": observe,
+        })
+
+    def end_effector(parent: type) -> type:
+        def initialize_episode(self, physics) -> None:
+            # The stock end-effector tasks draw poses from an unseeded RandomState.
+            self.initialize_robots(physics)
+            start = 16  # the 16 robot joints come first, then one free joint (7) per object
+            physics.data.qpos[start:start + len(self.object_poses)] = self.object_poses
+            base.Task.initialize_episode(self, physics)
+
+        def observe_with_mocap(self, physics) -> dict:
+            obs = observe(self, physics)
+            obs["mocap_pose_left"] = np.concatenate(
+                [physics.data.mocap_pos[0], physics.data.mocap_quat[0]])
+            obs["mocap_pose_right"] = np.concatenate(
+                [physics.data.mocap_pos[1], physics.data.mocap_quat[1]])
+            return obs
+
+        return type(f"Headless{parent.__name__}", (parent,), {
+            "object_poses": None,
+            "initialize_episode": initialize_episode,
+            "get_observation": observe_with_mocap,
+        })
+
+    return {
+        ("transfer_cube", False): joint_space(sim.TransferCubeTask),
+        ("insertion", False): joint_space(sim.InsertionTask),
+        ("transfer_cube", True): end_effector(sim_end_effector.TransferCubeEndEffectorTask),
+        ("insertion", True): end_effector(sim_end_effector.InsertionEndEffectorTask),
+    }
+
+
+def make_task_environment(task: str, *, end_effector: bool = False,
+                          render_backend: str = "auto") -> Any:
+    """A dm_control ``control.Environment`` for ``task`` stepping at 50 Hz, rendering nothing.
+
+    Set ``env.task.object_poses`` (see :func:`object_poses_for_seed`) before ``env.reset()``.
+    ``end_effector`` selects the mocap variant (actions: per arm xyz, quat wxyz, gripper).
+    """
+    if task not in TASKS:
+        raise ConfigError(f"task={task!r}: must be one of {', '.join(TASKS)}")
+    select_render_backend(render_backend)
+    from dm_control import mujoco
+    from dm_control.rl import control
+    from gym_aloha.constants import ASSETS_DIR
+
+    physics = mujoco.Physics.from_xml_path(str(ASSETS_DIR / _SCENE_FILES[task, end_effector]))
+    return control.Environment(
+        physics, _task_classes()[task, end_effector](), time_limit=float("inf"),
+        control_timestep=CONTROL_PERIOD_S, n_sub_steps=None, flat_observation=False,
+    )
+
+
+class AlohaSim:
+    """gym-aloha's joint-space task with one fast camera; one instance per thread."""
+
+    def __init__(self, config: AlohaSimConfig | None = None) -> None:
+        self.config = config or AlohaSimConfig()
+        self._env = make_task_environment(self.config.task,
+                                          render_backend=self.config.render_backend)
+        physics = self._env.physics
+        # Shadows (4096^2 maps) and multisampling dominate CPU rendering time.
+        physics.model.light_castshadow[:] = 0
+        physics.model.vis.quality.offsamples = 0
+        size = self.config.image_size
+        vis = physics.model.vis.global_
+        vis.offwidth, vis.offheight = max(vis.offwidth, size), max(vis.offheight, size)
+        from dm_control import mujoco
+
+        self._camera = mujoco.Camera(physics, height=size, width=size,
+                                     camera_id=self.config.camera)
+        self._step = 0
+        self._seed: int | None = None
+        self._max_reward = 0.0
+
+    @property
+    def physics(self) -> Any:
+        """The dm_control ``Physics`` (for inspection; do not step it directly)."""
+        return self._env.physics
+
+    @property
+    def max_reward(self) -> float:
+        """The task's success reward (4 for both tasks)."""
+        return float(self._env.task.max_reward)
+
+    @property
+    def seed(self) -> int | None:
+        """Seed of the current episode (None before the first reset)."""
+        return self._seed
+
+    @property
+    def step_count(self) -> int:
+        """Control steps since the last reset."""
+        return self._step
+
+    @property
+    def episode_max_reward(self) -> float:
+        """Highest reward seen in the current episode."""
+        return self._max_reward
+
+    def object_poses(self) -> np.ndarray:
+        """Current object poses (position m, quaternion wxyz): (7,) or (14,)."""
+        return np.array(self._env.physics.data.qpos[16:], dtype=np.float64)
+
+    def render(self) -> np.ndarray:
+        """The configured camera's current view: (H, W, 3) uint8 RGB."""
+        return self._camera.render()
+
+    def _observe(self, raw: dict) -> AlohaObservation:
+        return AlohaObservation(image=self.render(), qpos=np.asarray(raw["qpos"], np.float64),
+                                qvel=np.asarray(raw["qvel"], np.float64), step=self._step)
+
+    def reset(self, seed: int) -> AlohaObservation:
+        """Start an episode with the object poses of ``seed``; arms at the rest pose."""
+        self._env.task.object_poses = object_poses_for_seed(self.config.task, seed)
+        time_step = self._env.reset()
+        self._seed, self._step, self._max_reward = int(seed), 0, 0.0
+        return self._observe(time_step.observation)
+
+    def step(self, action: np.ndarray) -> tuple[AlohaObservation, float, bool, dict]:
+        """Apply one 14-dim joint-position target for 20 ms.
+
+        Returns the next observation, the reward (0..4), whether this step succeeded
+        (reward == 4, gym-aloha's ``is_success``) and an info dict with ``is_success``,
+        ``max_reward`` (episode so far) and ``step``.
+        """
+        if self._seed is None:
+            raise RuntimeError("AlohaSim.step called before reset(seed)")
+        action = np.asarray(action, dtype=np.float64).reshape(-1)
+        if action.shape != (len(ALOHA_JOINT_NAMES),) or not np.all(np.isfinite(action)):
+            raise ValueError(f"action must be 14 finite numbers, got shape {action.shape}")
+        time_step = self._env.step(action)
+        self._step += 1
+        reward = float(time_step.reward or 0.0)
+        self._max_reward = max(self._max_reward, reward)
+        success = reward >= self.max_reward
+        info = {"is_success": success, "max_reward": self._max_reward, "step": self._step}
+        return self._observe(time_step.observation), reward, success, info
