@@ -103,8 +103,10 @@ def test_console_scripts_point_at_existing_main_functions():
 
 
 def test_data_files_are_installed_for_colcon():
-    data_files = dict(_setup_call_keywords().get("data_files") or [])
-    assert "share/ament_index/resource_index/packages" in data_files
+    source = (REPO / "setup.py").read_text()
+    for installed in ("share/ament_index/resource_index/packages", 'f"share/{PACKAGE}"',
+                      "launch/*.launch.py", "config/*.yaml", '"package.xml"'):
+        assert installed in source, f"setup.py does not install {installed}"
     assert (REPO / "resource" / "snapflow_ros").is_file()
     assert (REPO / "setup.cfg").read_text().count("$base/lib/snapflow_ros") == 2
 
