@@ -38,7 +38,7 @@ for _name, _module, _help in (
      "(for machines without `ros2 launch`)."),
     ("bench", "snapflow_ros.evaluation.bench_cli", "Benchmarks: `latency` and `sim` "
      "(closed loop)."),
-    ("demo", "snapflow_ros.sim.demo_pipeline", "The whole story on the simulated robot: "
+    ("demo", "snapflow_ros.sim_demo", "The whole story on the simulated robot: "
      "demos, teacher, SnapFlow, evaluation."),
 ):
     register(_name, _module, _help)
