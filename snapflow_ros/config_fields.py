@@ -192,3 +192,34 @@ def replace_config(config: Any, **changes: Any) -> Any:
         raise ConfigError(f"unknown {type(config).__name__} option(s) {', '.join(unknown)}")
     coerced = {k: _coerce(k, v, hints[k]) for k, v in changes.items()}
     return dataclasses.replace(config, **coerced)
+
+
+def render_ros_params_yaml(node_name: str, config: Any, *, header: str = "") -> str:
+    """A ROS 2 parameter file for ``config``, each parameter preceded by its documentation.
+
+    Used to write the files in ``config/`` so that they document every parameter exactly as the
+    code declares it (description, range, choices, whether it can change at runtime).
+    """
+    lines = [f"# {line}".rstrip() for line in header.strip().splitlines()] if header else []
+    lines += [f"{node_name}:", "  ros__parameters:"]
+    for field in dataclasses.fields(config):
+        meta = field.metadata
+        if not meta.get("ros", True):
+            continue
+        notes = []
+        if meta.get("low") is not None or meta.get("high") is not None:
+            low = meta["low"] if meta.get("low") is not None else "-inf"
+            high = meta["high"] if meta.get("high") is not None else "inf"
+            notes.append(f"range [{low}, {high}]")
+        if meta.get("choices"):
+            notes.append("one of: " + ", ".join(map(str, meta["choices"])))
+        notes.append("settable at runtime" if meta.get("runtime") else "read-only once configured")
+        lines.append(f"    # {meta.get('description', '')} ({'; '.join(notes)})")
+        value = getattr(config, field.name)
+        if isinstance(value, tuple):
+            value = list(value)
+        rendered = yaml.safe_dump({field.name: value}, default_flow_style=True, width=1000)
+        # rcl's parameter-file parser rejects empty lists (no element type): leave them unset.
+        prefix = "    # " if value == [] else "    "
+        lines.append(prefix + rendered.strip()[1:-1])
+    return "\n".join(lines) + "\n"

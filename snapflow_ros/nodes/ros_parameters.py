@@ -61,14 +61,19 @@ def ros_fields(config_cls: type) -> list[dataclasses.Field]:
     ]
 
 
-def parameter_descriptor(field: dataclasses.Field, ptype: Parameter.Type) -> ParameterDescriptor:
-    """Descriptor (description, range, read-only) of one config field."""
+def parameter_descriptor(field: dataclasses.Field, ptype: Parameter.Type, *,
+                         enforce_read_only: bool = True) -> ParameterDescriptor:
+    """Descriptor (description, range, read-only) of one config field.
+
+    With ``enforce_read_only=False`` fields that are not ``runtime`` stay writable for ROS, and
+    the node's own parameter callback decides (e.g. writable until configured).
+    """
     meta = field.metadata
     descriptor = ParameterDescriptor(
         name=field.name,
         type=ptype.value,
         description=meta.get("description", ""),
-        read_only=not meta.get("runtime", False),
+        read_only=enforce_read_only and not meta.get("runtime", False),
     )
     low, high = meta.get("low"), meta.get("high")
     if low is not None or high is not None:
@@ -85,7 +90,8 @@ def parameter_descriptor(field: dataclasses.Field, ptype: Parameter.Type) -> Par
     return descriptor
 
 
-def declare_config_parameters(node: Node, config_cls: type, defaults: Any = None) -> None:
+def declare_config_parameters(node: Node, config_cls: type, defaults: Any = None, *,
+                              enforce_read_only: bool = True) -> None:
     """Declare one ROS parameter per exposed field of ``config_cls``, defaults from ``defaults``."""
     hints = typing.get_type_hints(config_cls)
     for field in ros_fields(config_cls):
@@ -100,7 +106,7 @@ def declare_config_parameters(node: Node, config_cls: type, defaults: Any = None
             value = None
         if isinstance(value, tuple):
             value = list(value)
-        descriptor = parameter_descriptor(field, ptype)
+        descriptor = parameter_descriptor(field, ptype, enforce_read_only=enforce_read_only)
         if value is None or (isinstance(value, list) and not value):
             # An empty list has no inferable type in rclpy: declare by type (value unset).
             node.declare_parameter(field.name, ptype, descriptor)
