@@ -1,3 +1,10 @@
 # Copyright 2026 The snapflow_ros Authors
 # SPDX-License-Identifier: Apache-2.0
-"""From rosbag2 recordings to training samples: reading, time alignment, episodes."""
+"""From rosbag2 recordings to training samples.
+
+``config`` (which topics), ``bag_reader`` (decode bags), ``alignment`` (resample on the control
+grid, cut episodes), ``episodes`` (load episodes with a summary), ``episode_cache`` (decoded
+episodes on disk), ``dataset`` (torch ``ChunkDataset``, splits, normalisation stats) and
+``lerobot_export`` (write a LeRobotDataset v3). Everything but ``dataset`` and
+``lerobot_export`` is free of torch, so the simulator environment can import it.
+"""

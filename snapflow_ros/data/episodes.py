@@ -1,0 +1,256 @@
+# Copyright 2026 The snapflow_ros Authors
+# SPDX-License-Identifier: Apache-2.0
+"""Episodes of resampled demonstrations, and loading them from rosbag2 recordings.
+
+:func:`load_episodes` finds the bags, reads and aligns each (or takes it from the on-disk cache)
+and returns :class:`Episode` objects plus a :class:`ReadSummary` of what was read, dropped and
+skipped. No torch here: the simulator environment can load episodes too.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from snapflow_ros.data.alignment import EpisodeError, align_streams
+from snapflow_ros.data.bag_reader import (
+    BagError,
+    BagStreams,
+    CorruptBagError,
+    find_bags,
+    read_bag,
+)
+from snapflow_ros.data.config import BagTopicsConfig
+
+LOGGER = logging.getLogger("snapflow_ros.data")
+
+
+@dataclasses.dataclass
+class Episode:
+    """One demonstration resampled at ``rate_hz``: T steps of images, state and action."""
+
+    images: dict[str, np.ndarray]  # camera key -> (T, h, w, 3) uint8 RGB
+    state: np.ndarray  # (T, S) float32, robot units (rad, m)
+    action: np.ndarray  # (T, A) float32, robot units
+    timestamps_ns: np.ndarray  # (T,) int64 grid times on the bag's clock
+    task: str
+    source: Path  # the bag it came from
+    state_names: tuple[str, ...]
+    action_names: tuple[str, ...]
+    rate_hz: float
+    segment: int = 0  # episode number within its bag
+
+    def __len__(self) -> int:
+        return len(self.timestamps_ns)
+
+    @property
+    def camera_keys(self) -> tuple[str, ...]:
+        """Camera keys, in config order."""
+        return tuple(self.images)
+
+    @property
+    def timestamps_s(self) -> np.ndarray:
+        """(T,) float64 seconds since the episode's first sample."""
+        return (self.timestamps_ns - self.timestamps_ns[0]).astype(np.float64) / 1e9
+
+    @property
+    def name(self) -> str:
+        """``<bag name>`` or ``<bag name>#<segment>`` for messages and reports."""
+        return self.source.name + (f"#{self.segment}" if self.segment else "")
+
+
+@dataclasses.dataclass
+class BagReport:
+    """What one bag contributed (stored in the cache so a cache hit reports the same)."""
+
+    path: Path
+    episodes: int = 0
+    samples: int = 0
+    dropped: dict[str, int] = dataclasses.field(default_factory=dict)
+    stale_by_topic: dict[str, int] = dataclasses.field(default_factory=dict)
+    topic_messages: dict[str, int] = dataclasses.field(default_factory=dict)
+    topic_span_s: dict[str, float] = dataclasses.field(default_factory=dict)
+    warnings: list[str] = dataclasses.field(default_factory=list)
+    from_cache: bool = False
+
+
+@dataclasses.dataclass
+class ReadSummary:
+    """Totals of a :func:`load_episodes` call; :meth:`format` prints them."""
+
+    bags: int = 0
+    episodes: int = 0
+    samples: int = 0
+    dropped: dict[str, int] = dataclasses.field(default_factory=dict)  # reason -> samples
+    stale_by_topic: dict[str, int] = dataclasses.field(default_factory=dict)
+    topic_messages: dict[str, int] = dataclasses.field(default_factory=dict)
+    topic_rates_hz: dict[str, float] = dataclasses.field(default_factory=dict)
+    skipped_bags: list[tuple[Path, str]] = dataclasses.field(default_factory=list)
+    skipped_episodes: list[str] = dataclasses.field(default_factory=list)
+    cache_hits: int = 0
+    seconds: float = 0.0
+
+    @classmethod
+    def from_reports(cls, reports: list[BagReport], skipped_bags: list[tuple[Path, str]],
+                     seconds: float) -> ReadSummary:
+        """Aggregate per-bag reports; rates are total messages over total time span."""
+        dropped: collections.Counter = collections.Counter()
+        stale: collections.Counter = collections.Counter()
+        messages: collections.Counter = collections.Counter()
+        intervals: collections.Counter = collections.Counter()
+        spans: collections.Counter = collections.Counter()
+        for report in reports:
+            dropped.update(report.dropped)
+            stale.update(report.stale_by_topic)
+            messages.update(report.topic_messages)
+            for topic, span in report.topic_span_s.items():
+                if span > 0:
+                    intervals[topic] += report.topic_messages.get(topic, 0) - 1
+                    spans[topic] += span
+        return cls(
+            bags=len(reports),
+            episodes=sum(r.episodes for r in reports),
+            samples=sum(r.samples for r in reports),
+            dropped=dict(dropped),
+            stale_by_topic=dict(stale),
+            topic_messages=dict(messages),
+            topic_rates_hz={t: intervals[t] / spans[t] if spans[t] else 0.0 for t in messages},
+            skipped_bags=list(skipped_bags),
+            skipped_episodes=[w for r in reports for w in r.warnings],
+            cache_hits=sum(r.from_cache for r in reports),
+            seconds=seconds,
+        )
+
+    def format(self) -> str:
+        """Human-readable multi-line summary."""
+        lines = [
+            f"bags read: {self.bags} ({self.cache_hits} from cache), skipped: "
+            f"{len(self.skipped_bags)}; {self.seconds:.1f} s",
+            f"episodes: {self.episodes}, samples: {self.samples}",
+        ]
+        total = sum(self.dropped.values())
+        lines.append(f"dropped samples: {total}" + (
+            " (" + ", ".join(f"{k}: {v}" for k, v in sorted(self.dropped.items())) + ")"
+            if total else ""))
+        for topic, count in sorted(self.stale_by_topic.items()):
+            lines.append(f"  stale {topic}: {count}")
+        if self.topic_messages:
+            width = max(len(t) for t in self.topic_messages)
+            lines.append("topics:")
+            for topic in sorted(self.topic_messages):
+                lines.append(f"  {topic:<{width}}  {self.topic_messages[topic]:>8d} msgs  "
+                             f"{self.topic_rates_hz.get(topic, 0.0):8.1f} Hz")
+        for path, reason in self.skipped_bags:
+            lines.append(f"skipped bag {path}: {reason}")
+        for warning in self.skipped_episodes:
+            lines.append(f"skipped {warning}")
+        return "\n".join(lines)
+
+
+def build_episodes(streams: BagStreams, config: BagTopicsConfig) -> tuple[list[Episode],
+                                                                          BagReport]:
+    """Align one bag's streams and gather each episode's arrays."""
+    result = align_streams(streams, config)
+    episodes = []
+    for samples in result.episodes:
+        images = {key: np.ascontiguousarray(stream.values[samples.indices[stream.topic]])
+                  for key, stream in streams.cameras.items()}
+        episodes.append(Episode(
+            images=images,
+            state=np.ascontiguousarray(streams.state.values[samples.indices[streams.state.topic]]),
+            action=np.ascontiguousarray(
+                streams.action.values[samples.indices[streams.action.topic]]),
+            timestamps_ns=samples.grid_ns,
+            task=samples.task,
+            source=streams.path,
+            state_names=streams.state_names,
+            action_names=streams.action_names,
+            rate_hz=config.rate_hz,
+            segment=samples.segment,
+        ))
+    all_streams = streams.all_streams()
+    report = BagReport(
+        path=streams.path,
+        episodes=len(episodes),
+        samples=sum(len(e) for e in episodes),
+        dropped=dict(result.dropped),
+        stale_by_topic=dict(result.stale_by_topic),
+        topic_messages={s.topic: len(s) for s in all_streams},
+        topic_span_s={s.topic: float(s.stamps_ns[-1] - s.stamps_ns[0]) / 1e9 if len(s) else 0.0
+                      for s in all_streams},
+        warnings=list(result.warnings),
+    )
+    return episodes, report
+
+
+def load_episodes(bag_paths: str | Path | Iterable[str | Path], config: BagTopicsConfig,
+                  progress: bool = True, *, cache_dir: str | Path | None = None
+                  ) -> tuple[list[Episode], ReadSummary]:
+    """Read every bag under ``bag_paths`` into episodes, with a summary of the read.
+
+    ``cache_dir``: keep each bag's decoded episodes there (keyed by bag content and config), so
+    a second call does not decode again. Corrupt bags raise or are skipped as
+    ``config.on_corrupt_bag`` says; skipped episodes are logged. Raises :class:`EpisodeError`
+    if no episode is left, and :class:`BagError` if bags disagree on joint names.
+    """
+    from snapflow_ros.data.episode_cache import EpisodeCache
+
+    started = time.perf_counter()
+    bags = find_bags(bag_paths)
+    cache = EpisodeCache(cache_dir, config) if cache_dir is not None else None
+    episodes: list[Episode] = []
+    reports: list[BagReport] = []
+    skipped: list[tuple[Path, str]] = []
+    iterator = bags
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(bags, desc="reading bags", unit="bag")
+    for bag in iterator:
+        cached = cache.load(bag) if cache is not None else None
+        if cached is not None:
+            bag_episodes, report = cached
+        else:
+            try:
+                streams = read_bag(bag, config)
+            except CorruptBagError as exc:
+                if config.on_corrupt_bag == "fail":
+                    raise
+                LOGGER.warning("skipping corrupt bag: %s", exc)
+                skipped.append((bag, exc.problem))
+                continue
+            bag_episodes, report = build_episodes(streams, config)
+            del streams
+            if cache is not None:
+                cache.store(bag, bag_episodes, report)
+        for warning in report.warnings:
+            LOGGER.warning("skipping %s", warning)
+        _check_consistent(episodes, bag_episodes)
+        episodes.extend(bag_episodes)
+        reports.append(report)
+    summary = ReadSummary.from_reports(reports, skipped, time.perf_counter() - started)
+    if not episodes:
+        first = bags[0] if bags else None
+        raise EpisodeError(f"no usable episode in {len(bags)} bag(s)\n{summary.format()}",
+                           path=first)
+    return episodes, summary
+
+
+def _check_consistent(loaded: list[Episode], new: list[Episode]) -> None:
+    """All episodes must share joint names (cameras and image size come from one config)."""
+    if not loaded or not new:
+        return
+    reference, episode = loaded[0], new[0]
+    for label in ("state_names", "action_names"):
+        mine, theirs = getattr(episode, label), getattr(reference, label)
+        if tuple(mine) != tuple(theirs):
+            raise BagError(
+                f"{label} {list(mine)} differ from {list(theirs)} in {reference.source}; set "
+                "joint_names / action_joint_names in the config to pick the same joints",
+                path=episode.source)
