@@ -1,0 +1,184 @@
+# Copyright 2026 The snapflow_ros Authors
+# SPDX-License-Identifier: Apache-2.0
+"""Offline metrics of predicted action chunks against recorded ones (pure numpy).
+
+Arrays follow the batch layout of :mod:`snapflow_ros.policies.base`: chunks are ``(N, H, A)``
+in robot units (radians, metres, normalised gripper), ``is_pad`` is a bool ``(N, H)`` that is
+True on chunk steps past an episode end. Padded steps count in no metric.
+
+Definitions (the SnapFlow paper reports the first five for 500 held-out samples):
+
+- per-sample MSE: the mean squared error over the valid ``(step, dimension)`` elements of one
+  chunk; ``mse_mean`` / ``mse_median`` / ``mse_p90`` / ``mse_p95`` / ``mse_std`` summarise it
+  over the samples (``mse_std`` is the population std);
+- ``cos_sim``: the mean over samples of the cosine similarity of the flattened valid part of the
+  predicted and the recorded chunk;
+- ``per_joint_mse``: squared error per action dimension, averaged over every valid step of
+  every sample;
+- ``error_by_chunk_position``: MSE at each of the ``H`` chunk positions, averaged over the
+  samples where that position is valid (None where none is);
+- ``spread``: how different the predictions for one observation are across noise seeds. For
+  each sample, the per-element standard deviation across the ``K`` seeds (population std) is
+  averaged over the valid elements; ``spread`` is the mean of that over samples (robot units).
+  A one-step student that collapses to the mean scores near 0 here while its MSE looks good,
+  which is why it is reported next to MSE.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+SUMMARY_KEYS = (
+    "mse_mean", "mse_median", "mse_p90", "mse_p95", "mse_std", "cos_sim", "per_joint_mse",
+    "spread", "latency_ms_p50", "latency_ms_p95", "error_by_chunk_position", "num_samples",
+)
+
+
+def _as_chunks(predicted: np.ndarray, recorded: np.ndarray,
+               is_pad: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Check shapes; return float64 chunks and the valid-step mask ``(N, H)``."""
+    predicted = np.asarray(predicted, dtype=np.float64)
+    recorded = np.asarray(recorded, dtype=np.float64)
+    if predicted.ndim != 3 or predicted.shape != recorded.shape:
+        raise ValueError(f"predicted {predicted.shape} and recorded {recorded.shape} chunks must "
+                         "both have shape (N, H, A)")
+    if is_pad is None:
+        valid = np.ones(predicted.shape[:2], dtype=bool)
+    else:
+        is_pad = np.asarray(is_pad, dtype=bool)
+        if is_pad.shape != predicted.shape[:2]:
+            raise ValueError(f"is_pad {is_pad.shape} must have shape (N, H) = "
+                             f"{predicted.shape[:2]}")
+        valid = ~is_pad
+    return predicted, recorded, valid
+
+
+def per_sample_mse(predicted: np.ndarray, recorded: np.ndarray,
+                   is_pad: np.ndarray | None = None) -> np.ndarray:
+    """MSE of each chunk over its valid steps and all action dims: ``(N,)``.
+
+    A sample with no valid step at all gets NaN (it has nothing to score).
+    """
+    predicted, recorded, valid = _as_chunks(predicted, recorded, is_pad)
+    squared = (predicted - recorded) ** 2 * valid[..., None]
+    count = valid.sum(axis=1) * predicted.shape[2]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, squared.sum(axis=(1, 2)) / np.maximum(count, 1), np.nan)
+
+
+def per_sample_cosine_similarity(predicted: np.ndarray, recorded: np.ndarray,
+                                 is_pad: np.ndarray | None = None) -> np.ndarray:
+    """Cosine similarity of each flattened chunk (valid steps only) with its recording: ``(N,)``.
+
+    Two all-zero chunks are identical (1); a zero chunk against a non-zero one scores 0.
+    """
+    predicted, recorded, valid = _as_chunks(predicted, recorded, is_pad)
+    p = (predicted * valid[..., None]).reshape(len(predicted), -1)
+    r = (recorded * valid[..., None]).reshape(len(recorded), -1)
+    dot = (p * r).sum(axis=1)
+    norms = np.linalg.norm(p, axis=1) * np.linalg.norm(r, axis=1)
+    both_zero = (np.linalg.norm(p, axis=1) == 0) & (np.linalg.norm(r, axis=1) == 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cos = np.where(norms > 0, dot / np.where(norms > 0, norms, 1.0), 0.0)
+    return np.where(both_zero, 1.0, np.clip(cos, -1.0, 1.0))
+
+
+def per_joint_mse(predicted: np.ndarray, recorded: np.ndarray,
+                  is_pad: np.ndarray | None = None) -> np.ndarray:
+    """MSE of each action dimension over every valid step of every sample: ``(A,)``."""
+    predicted, recorded, valid = _as_chunks(predicted, recorded, is_pad)
+    squared = (predicted - recorded) ** 2 * valid[..., None]
+    count = int(valid.sum())
+    if count == 0:
+        return np.full(predicted.shape[2], np.nan)
+    return squared.sum(axis=(0, 1)) / count
+
+
+def error_by_chunk_position(predicted: np.ndarray, recorded: np.ndarray,
+                            is_pad: np.ndarray | None = None) -> np.ndarray:
+    """MSE at each chunk position, over the samples where it is valid: ``(H,)``, NaN if none."""
+    predicted, recorded, valid = _as_chunks(predicted, recorded, is_pad)
+    squared = ((predicted - recorded) ** 2).mean(axis=2) * valid
+    count = valid.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, squared.sum(axis=0) / np.maximum(count, 1), np.nan)
+
+
+def prediction_spread(samples: np.ndarray, is_pad: np.ndarray | None = None) -> np.ndarray:
+    """Per-sample spread of ``K`` predictions ``(K, N, H, A)`` of the same observations: ``(N,)``.
+
+    The population std across the K seeds of every element, averaged over the valid elements of
+    each sample (robot units). Needs K >= 2.
+    """
+    samples = np.asarray(samples, dtype=np.float64)
+    if samples.ndim != 4 or samples.shape[0] < 2:
+        raise ValueError(f"samples must have shape (K>=2, N, H, A), got {samples.shape}")
+    valid = (np.ones(samples.shape[1:3], dtype=bool) if is_pad is None
+             else ~np.asarray(is_pad, dtype=bool))
+    if valid.shape != samples.shape[1:3]:
+        raise ValueError(f"is_pad {valid.shape} must have shape (N, H) = {samples.shape[1:3]}")
+    std = samples.std(axis=0) * valid[..., None]
+    count = valid.sum(axis=1) * samples.shape[3]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, std.sum(axis=(1, 2)) / np.maximum(count, 1), np.nan)
+
+
+def latency_percentiles_ms(latencies_ms: Sequence[float] | np.ndarray) -> tuple[float | None,
+                                                                                float | None]:
+    """Median and 95th percentile of latencies (ms); (None, None) without any."""
+    values = np.asarray(latencies_ms, dtype=np.float64)
+    if values.size == 0:
+        return None, None
+    return float(np.percentile(values, 50)), float(np.percentile(values, 95))
+
+
+def _finite_or_none(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None
+
+
+def summarize(predicted: np.ndarray, recorded: np.ndarray, is_pad: np.ndarray | None = None, *,
+              action_names: Sequence[str] | None = None,
+              spread_samples: np.ndarray | None = None,
+              latencies_ms: Sequence[float] | np.ndarray | None = None) -> dict:
+    """All metrics of one (checkpoint, step count) as a JSON-ready dict (keys: SUMMARY_KEYS).
+
+    ``predicted`` / ``recorded`` ``(N, H, A)``; ``spread_samples`` ``(K, N', H, A)`` are K
+    seeded predictions of the first ``N'`` observations (``spread`` is None without them);
+    ``latencies_ms`` one per timed call. Samples with no valid step are left out.
+    """
+    predicted, recorded, valid = _as_chunks(predicted, recorded, is_pad)
+    mse = per_sample_mse(predicted, recorded, ~valid)
+    scored = np.isfinite(mse)
+    if not scored.any():
+        raise ValueError("no sample has a valid (unpadded) chunk step to score")
+    mse_scored = mse[scored]
+    cos = per_sample_cosine_similarity(predicted, recorded, ~valid)[scored]
+    joints = per_joint_mse(predicted, recorded, ~valid)
+    names = list(action_names) if action_names is not None else [
+        f"action_{i}" for i in range(predicted.shape[2])]
+    if len(names) != predicted.shape[2]:
+        raise ValueError(f"{len(names)} action names for {predicted.shape[2]} action dims")
+    spread = None
+    if spread_samples is not None:
+        rows = np.asarray(spread_samples).shape[1]
+        per_sample = prediction_spread(spread_samples, ~valid[:rows])
+        spread = _finite_or_none(np.nanmean(per_sample)) if np.isfinite(per_sample).any() \
+            else None
+    p50, p95 = latency_percentiles_ms(latencies_ms if latencies_ms is not None else [])
+    return {
+        "mse_mean": float(mse_scored.mean()),
+        "mse_median": float(np.median(mse_scored)),
+        "mse_p90": float(np.percentile(mse_scored, 90)),
+        "mse_p95": float(np.percentile(mse_scored, 95)),
+        "mse_std": float(mse_scored.std()),
+        "cos_sim": float(cos.mean()),
+        "per_joint_mse": [{"name": n, "mse": _finite_or_none(v)} for n, v in zip(names, joints)],
+        "spread": spread,
+        "latency_ms_p50": p50,
+        "latency_ms_p95": p95,
+        "error_by_chunk_position": [_finite_or_none(v) for v in
+                                    error_by_chunk_position(predicted, recorded, ~valid)],
+        "num_samples": int(scored.sum()),
+    }
