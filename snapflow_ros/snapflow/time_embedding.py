@@ -50,9 +50,18 @@ class TargetTimeEmbedding(nn.Module):
 
     The output layer (weight and bias) is zero-initialised and the first layer keeps PyTorch's
     default init: zeroing both would leave the gradient of every weight at zero through SiLU.
+    ``min_period`` / ``max_period`` must match the encoding the backend uses for ``t``.
     """
 
-    def __init__(self, encoding_dim: int, out_dim: int, hidden_dim: int | None = None) -> None:
+    def __init__(
+        self,
+        encoding_dim: int,
+        out_dim: int,
+        hidden_dim: int | None = None,
+        *,
+        min_period: float = 4e-3,
+        max_period: float = 4.0,
+    ) -> None:
         super().__init__()
         if encoding_dim <= 0 or encoding_dim % 2 != 0:
             raise ValueError(f"encoding_dim must be a positive even number, got {encoding_dim}")
@@ -61,8 +70,12 @@ class TargetTimeEmbedding(nn.Module):
         hidden_dim = out_dim if hidden_dim is None else hidden_dim
         if hidden_dim <= 0:
             raise ValueError(f"hidden_dim must be positive, got {hidden_dim}")
+        if not 0 < min_period <= max_period:
+            raise ValueError(f"need 0 < min_period <= max_period, got {min_period}, {max_period}")
         self.encoding_dim = encoding_dim
         self.out_dim = out_dim
+        self.min_period = min_period
+        self.max_period = max_period
         self.hidden = nn.Linear(encoding_dim, hidden_dim)
         self.activation = nn.SiLU()
         self.out = nn.Linear(hidden_dim, out_dim)
@@ -71,7 +84,8 @@ class TargetTimeEmbedding(nn.Module):
 
     def forward(self, s: torch.Tensor) -> torch.Tensor:
         """Embedding of target times ``s`` ``(B,)`` -> ``(B, out_dim)`` (zero at init)."""
-        encoded = sinusoidal_time_encoding(s, self.encoding_dim, dtype=self.out.weight.dtype)
+        encoded = sinusoidal_time_encoding(s, self.encoding_dim, self.min_period,
+                                           self.max_period, dtype=self.out.weight.dtype)
         return self.forward_encoded(encoded)
 
     def forward_encoded(self, encoded: torch.Tensor) -> torch.Tensor:
