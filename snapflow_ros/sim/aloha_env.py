@@ -278,6 +278,22 @@ class AlohaSim:
         self._seed, self._step, self._max_reward = int(seed), 0, 0.0
         return self._observe(time_step.observation)
 
+    def close(self) -> None:
+        """Free the OpenGL and MuJoCo resources; call it from the thread that rendered.
+
+        EGL contexts freed by the garbage collector from another thread (e.g. at interpreter
+        exit) fail with noisy, harmless tracebacks.
+        """
+        if self._camera is not None:
+            self._camera = None
+            self._env.physics.free()
+
+    def __enter__(self) -> AlohaSim:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def step(self, action: np.ndarray) -> tuple[AlohaObservation, float, bool, dict]:
         """Apply one 14-dim joint-position target for 20 ms.
 
@@ -285,8 +301,8 @@ class AlohaSim:
         (reward == 4, gym-aloha's ``is_success``) and an info dict with ``is_success``,
         ``max_reward`` (episode so far) and ``step``.
         """
-        if self._seed is None:
-            raise RuntimeError("AlohaSim.step called before reset(seed)")
+        if self._seed is None or self._camera is None:
+            raise RuntimeError("AlohaSim.step called before reset(seed) or after close()")
         action = np.asarray(action, dtype=np.float64).reshape(-1)
         if action.shape != (len(ALOHA_JOINT_NAMES),) or not np.all(np.isfinite(action)):
             raise ValueError(f"action must be 14 finite numbers, got shape {action.shape}")
