@@ -229,9 +229,13 @@ class ScriptedExpert:
 
     def demonstrate(self, seed: int, sim: AlohaSim) -> Demonstration:
         """Plan for ``seed`` and replay the plan in ``sim`` (which renders the observations)."""
-        if sim.config.task != self.task:
-            raise ValueError(f"sim runs {sim.config.task!r}, expert scripts {self.task!r}")
-        plan = self.plan(seed)
+        return self.replay(self.plan(seed), sim)
+
+    def replay(self, plan: JointPlan, sim: AlohaSim) -> Demonstration:
+        """Replay ``plan`` in the joint-space ``sim`` from its seed's object poses."""
+        if sim.config.task != plan.task:
+            raise ValueError(f"sim runs {sim.config.task!r}, the plan is for {plan.task!r}")
+        seed = plan.seed
         steps = len(plan.actions)
         size = sim.config.image_size
         images = np.zeros((steps, size, size, 3), dtype=np.uint8)
@@ -246,7 +250,7 @@ class ScriptedExpert:
             if success and first_success is None:
                 first_success = step + 1
         return Demonstration(
-            task=self.task, seed=int(seed), images=images, qpos=qpos, qvel=qvel,
+            task=plan.task, seed=seed, images=images, qpos=qpos, qvel=qvel,
             actions=plan.actions.copy(), rewards=rewards, success=first_success is not None,
             first_success_step=first_success,
         )
