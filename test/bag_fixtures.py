@@ -278,13 +278,15 @@ def write_demo_bag(
     gaps: Sequence[tuple[float, float]] = (),
     camera_gaps: Sequence[tuple[float, float]] = (),
     latency_s: float = 0.002,
+    camera_latency_s: float | None = None,
 ) -> DemoBag:
     """Record a synthetic demonstration of ``n_steps / rate_hz`` seconds and return its content.
 
     Times are relative to :data:`START_NS`; each message's header stamp is its sample time and
-    its receive time is ``latency_s`` later. ``gaps`` are ``(start_s, end_s)`` intervals with no
-    message at all; ``camera_gaps`` silence the cameras only. ``marker`` writes
-    ``(time_s, value)`` on ``marker_topic`` (Bool for bool values, String otherwise).
+    its receive time is ``latency_s`` later (``camera_latency_s`` for images, if given).
+    ``gaps`` are ``(start_s, end_s)`` intervals with no message at all; ``camera_gaps`` silence
+    the cameras only. ``marker`` writes ``(time_s, value)`` on ``marker_topic`` (Bool for bool
+    values, String otherwise).
     ``encoding`` is rgb8, bgr8, mono8, rgba8, bgra8 (sensor_msgs/Image) or jpeg / png
     (sensor_msgs/CompressedImage).
     """
@@ -294,6 +296,8 @@ def write_demo_bag(
     messages: list[tuple[str, str, int, object]] = []
     topics: dict[str, WrittenTopic] = {}
 
+    camera_latency_ns = latency_ns if camera_latency_s is None else int(
+        round(camera_latency_s * 1e9))
     for cam_index, topic in enumerate(camera_topics):
         times = _times(camera_hz, duration, [*gaps, *camera_gaps])
         stamps = _ns(times)
@@ -305,10 +309,10 @@ def write_demo_bag(
         for stamp, image in zip(stamps, images):
             msg = (compressed_image_message(image, encoding, int(stamp)) if compressed
                    else image_message(image, encoding, int(stamp)))
-            messages.append((topic, msgtype, int(stamp) + latency_ns, msg))
+            messages.append((topic, msgtype, int(stamp) + camera_latency_ns, msg))
         if encoding == "mono8":
             images = np.repeat(images[..., :1], 3, axis=-1)
-        topics[topic] = WrittenTopic(topic, msgtype, stamps + latency_ns, stamps, images)
+        topics[topic] = WrittenTopic(topic, msgtype, stamps + camera_latency_ns, stamps, images)
 
     times = _times(state_hz, duration, gaps)
     stamps = _ns(times)

@@ -284,7 +284,8 @@ def decode_raw_image(msg: Any, *, path: Path, topic: str) -> np.ndarray:
 def decode_compressed_image(msg: Any, *, path: Path, topic: str) -> np.ndarray:
     """sensor_msgs/CompressedImage (jpeg / png) -> (h, w, 3) uint8 RGB."""
     fmt = str(msg.format).lower()
-    if "compresseddepth" in fmt or not any(k in fmt for k in ("jpeg", "jpg", "png")) and fmt:
+    known = any(k in fmt for k in ("jpeg", "jpg", "png"))
+    if "compresseddepth" in fmt or (fmt and not known):
         raise ImageEncodingError(
             f"unsupported compressed image format '{msg.format}' (supported: jpeg, png)",
             path=path, topic=topic)
@@ -343,25 +344,29 @@ class _Collector:
     topic: str
     msgtype: str
     receive: list[int] = dataclasses.field(default_factory=list)
-    header: list[int] = dataclasses.field(default_factory=list)  # 0: no usable header stamp
+    header: list[int] = dataclasses.field(default_factory=list)  # 0 for header-less types
     values: list = dataclasses.field(default_factory=list)
 
     def stream(self, time_source: str, value_shape: tuple[int, ...] | None,
-               dtype: Any = None) -> TopicStream:
+               dtype: Any = None, values: list | None = None) -> TopicStream:
+        """Sorted stream; ``values`` replaces the collected ones (e.g. joints picked by name)."""
+        values_in = self.values if values is None else values
         receive = np.asarray(self.receive, dtype=np.int64)
         header = np.asarray(self.header, dtype=np.int64) if self.header else np.zeros_like(
             receive)
+        # A topic whose stamps are all zero (e.g. trajectories meaning "now") has no header
+        # time; otherwise its stamps are used as they are, a first stamp at sim time 0 included.
         use_header = time_source == "header" and bool(np.any(header != 0))
-        stamps = np.where(header != 0, header, receive) if use_header else receive
+        stamps = header if use_header else receive
         order = np.argsort(stamps, kind="stable")
         if value_shape is None:
-            values: Any = [self.values[i] for i in order]
-        elif self.values:
-            values = np.stack(self.values)[order].astype(dtype, copy=False)
+            sorted_values: Any = [values_in[i] for i in order]
+        elif values_in:
+            sorted_values = np.stack(values_in)[order].astype(dtype, copy=False)
         else:
-            values = np.zeros((0, *value_shape), dtype=dtype)
-        return TopicStream(self.topic, self.msgtype, stamps[order], receive[order], values,
-                           header_time=use_header)
+            sorted_values = np.zeros((0, *value_shape), dtype=dtype)
+        return TopicStream(self.topic, self.msgtype, stamps[order], receive[order],
+                           sorted_values, header_time=use_header)
 
 
 def _expected_types(config: BagTopicsConfig) -> dict[str, tuple[str, ...]]:
@@ -456,16 +461,17 @@ def _to_streams(path: Path, config: BagTopicsConfig,
     state_names = tuple(config.joint_names) or (tuple(state_c.values[0].name)
                                                 if state_c.values else ())
     picker = _JointPicker(state_names, path=path, topic=config.state_topic, what="joints")
-    state_c.values = [picker.pick(m.name, m.position) for m in state_c.values]
-    action_names = _pick_actions(path, config, action_c, state_names)
+    state_rows = [picker.pick(m.name, m.position) for m in state_c.values]
+    action_names, action_rows = _pick_actions(path, config, action_c.values, state_names)
 
     cameras = {key: collectors[topic].stream(config.time_source, (*size, 3), np.uint8)
                for key, topic in zip(config.camera_keys, config.camera_topics)}
     streams = BagStreams(
         path=path,
         cameras=cameras,
-        state=state_c.stream(config.time_source, (len(state_names),), np.float32),
-        action=action_c.stream(config.time_source, (len(action_names),), np.float32),
+        state=state_c.stream(config.time_source, (len(state_names),), np.float32, state_rows),
+        action=action_c.stream(config.time_source, (len(action_names),), np.float32,
+                               action_rows),
         task=collectors[config.task_topic].stream("receive", None)
         if config.task_topic else None,
         marker=collectors[config.episode_marker_topic].stream("receive", None)
@@ -478,36 +484,35 @@ def _to_streams(path: Path, config: BagTopicsConfig,
     return streams
 
 
-def _pick_actions(path: Path, config: BagTopicsConfig, action_c: _Collector,
-                  state_names: tuple[str, ...]) -> tuple[str, ...]:
+def _pick_actions(path: Path, config: BagTopicsConfig, messages: list,
+                  state_names: tuple[str, ...]) -> tuple[tuple[str, ...], list[np.ndarray]]:
+    """Action names and one (A,) row per action message, as ``config.action_type`` says."""
     topic = config.action_topic
     if config.action_type == "float64_multi_array":
         names = tuple(config.action_joint_names) or state_names
-        rows = [np.asarray(m.data, dtype=np.float64) for m in action_c.values]
+        rows = [np.asarray(m.data, dtype=np.float64) for m in messages]
         for row in rows:
             if row.shape != (len(names),):
-                hint = "" if config.action_joint_names else \
-                    " (set action_joint_names to label the array's entries)"
                 raise MalformedMessageError(
                     f"an action array has {row.size} entries but {len(names)} action names "
-                    f"{list(names)} are expected{hint}", path=path, topic=topic)
-        action_c.values = rows
-        return names
+                    f"{list(names)} are expected (set action_joint_names to label the "
+                    "array's entries)", path=path, topic=topic)
+        return names, rows
     if config.action_type == "joint_trajectory":
-        first_names = [list(m.joint_names) for m in action_c.values]
+        message_names = [list(m.joint_names) for m in messages]
         points = []
-        for m in action_c.values:
+        for m in messages:
             if not m.points:
                 raise MalformedMessageError("a JointTrajectory message has no points",
                                             path=path, topic=topic)
             points.append(np.asarray(m.points[0].positions, dtype=np.float64))
     else:
-        first_names = [list(m.name) for m in action_c.values]
-        points = [np.asarray(m.position, dtype=np.float64) for m in action_c.values]
-    names = tuple(config.action_joint_names) or (tuple(first_names[0]) if first_names else ())
+        message_names = [list(m.name) for m in messages]
+        points = [np.asarray(m.position, dtype=np.float64) for m in messages]
+    names = tuple(config.action_joint_names) or (tuple(message_names[0]) if message_names
+                                                 else ())
     picker = _JointPicker(names, path=path, topic=topic, what="action joints")
-    action_c.values = [picker.pick(n, p) for n, p in zip(first_names, points)]
-    return names
+    return names, [picker.pick(n, p) for n, p in zip(message_names, points)]
 
 
 def _check_clocks(streams: BagStreams) -> None:

@@ -38,7 +38,7 @@ class BagTopicsConfig:
     """Topics, names and resampling of rosbag2 demonstrations for training."""
 
     camera_topics: tuple[str, ...] = param(
-        ("/camera/top/image_raw",),
+        ("/camera/image_raw",),
         "Camera topics (sensor_msgs/Image or sensor_msgs/CompressedImage), one per camera.")
     camera_keys: tuple[str, ...] = param(
         (), "Camera names the model uses, one per camera topic (default: 'top' for a single "
@@ -48,9 +48,9 @@ class BagTopicsConfig:
         (), "State joints, picked by name in this order (empty: all, in the first message's "
             "order).")
     action_topic: str = param(
-        "/leader/joint_states", "Action topic: what the operator commanded at each instant.")
+        "/joint_trajectory", "Action topic: what was commanded at each instant.")
     action_type: str = param(
-        "joint_state",
+        "joint_trajectory",
         "Action message: joint_state (leader arm sensor_msgs/JointState), joint_trajectory "
         "(trajectory_msgs/JointTrajectory, first point's positions) or float64_multi_array "
         "(std_msgs/Float64MultiArray, positional).",
@@ -72,8 +72,9 @@ class BagTopicsConfig:
         0.1, "Largest age of the latest message of every stream for a sample to be kept (s).",
         low=0.0, high=60.0)
     time_source: str = param(
-        "header", "Message time: header (header.stamp where a message has one, bag receive time "
-                  "otherwise) or receive (bag receive time always).",
+        "header", "Message time: header (header.stamp for types that have one, unless all of a "
+                  "topic's stamps are zero; bag receive time otherwise) or receive (bag "
+                  "receive time always).",
         choices=("header", "receive"))
     image_height: int = param(128, "Image height after resizing (pixels).", low=8, high=4096)
     image_width: int = param(128, "Image width after resizing (pixels).", low=8, high=4096)
