@@ -1,0 +1,396 @@
+# Copyright 2026 The snapflow_ros Authors
+# SPDX-License-Identifier: Apache-2.0
+"""LeRobot policies ``snapflow_smolvla``, ``snapflow_pi0``, ``snapflow_pi05``: stock + ``phi_s``.
+
+Each class is LeRobot's policy (``SmolVLAPolicy``, ``PI0Policy``, ``PI05Policy``) with SnapFlow's
+target-time embedding held at ``model.target_time_embedding`` and attached by
+:class:`~snapflow_ros.policies.lerobot_vla.target_time.TargetTimeInjection`. Everything else,
+including ``select_action``, ``forward``, ``save_pretrained`` and the processors, is LeRobot's.
+
+``from_pretrained`` loads strictly and then checks, against the weights file, that ``phi_s`` was
+really loaded (PI0 / PI05's own loader prints and swallows key errors, and returns a random model
+when the file is missing). :func:`load_stock_checkpoint` starts a SnapFlow policy from a stock
+LeRobot checkpoint (a teacher: ``phi_s`` starts at zero and the outputs are the stock model's).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import torch
+from lerobot.configs import PreTrainedConfig
+from lerobot.policies.pi0 import modeling_pi0
+from lerobot.policies.pi0.modeling_pi0 import PI0Policy
+from lerobot.policies.pi05 import modeling_pi05
+from lerobot.policies.pi05.modeling_pi05 import PI05Policy
+from lerobot.policies.smolvla.modeling_smolvla import SmolVLAPolicy
+
+from snapflow_ros.config_fields import ConfigError
+from snapflow_ros.policies.lerobot_vla.configuration_snapflow import (
+    SNAPFLOW_CONFIGS,
+    SnapFlowPI0Config,
+    SnapFlowPI05Config,
+    SnapFlowSmolVLAConfig,
+    TargetTimeDroppedError,
+    snapflow_construction,
+)
+from snapflow_ros.policies.lerobot_vla.target_time import (
+    TARGET_TIME_MODULE,
+    TargetTimeInjection,
+)
+from snapflow_ros.snapflow.time_embedding import TargetTimeEmbedding
+
+WEIGHTS_FILE = "model.safetensors"
+VLM_BACKBONE_DIR = "vlm_backbone"
+"""Sub-folder of a saved SmolVLA checkpoint with the SmolVLM config / tokenizer / processor."""
+TOKENIZER_DIR = "tokenizer"
+"""Sub-folder of a saved PI0 / PI05 checkpoint with the tokenizer files."""
+
+_TARGET_TIME_PREFIX = f"model.{TARGET_TIME_MODULE}."
+
+
+def _attach_target_time(policy: Any, *, site: str, time_dim: int, out_dim: int,
+                        steps: Any) -> None:
+    config = policy.config
+    anchor = policy.model.action_in_proj.weight
+    embedding = TargetTimeEmbedding(time_dim, out_dim, config.target_time_hidden_dim or None)
+    setattr(policy.model, TARGET_TIME_MODULE, embedding.to(device=anchor.device))
+    policy.target_time = TargetTimeInjection(
+        policy.model, site=site, time_dim=time_dim, min_period=config.min_period,
+        max_period=config.max_period, sampling=config.lerobot_sampling, euler_steps_from=steps)
+
+
+@contextlib.contextmanager
+def paligemma_backbone_dims(module: ModuleType, config: Any) -> Iterator[None]:
+    """While LeRobot builds PI0 / PI05 in ``module``, use ``config.backbone_dims`` for its sizes.
+
+    LeRobot hard-codes Gemma 2B / 300M and a SigLIP So400m; ``backbone_dims`` (``{"vlm": {width,
+    depth, mlp_dim, num_kv_heads, head_dim}, "expert": {...}, "vision": {hidden_size,
+    intermediate_size, num_hidden_layers, num_attention_heads, patch_size}, "vocab_size": n}``)
+    replaces them. The attention keeps LeRobot's hard-coded 8 heads. Not thread-safe: build one
+    such model at a time.
+    """
+    dims = config.backbone_dims
+    if not dims:
+        yield
+        return
+    for role in ("vlm", "expert"):
+        if dims[role]["head_dim"] != dims["vlm"]["head_dim"] or (
+                dims[role]["num_kv_heads"] != dims["vlm"]["num_kv_heads"]):
+            raise ConfigError("backbone_dims: the expert attends to the VLM's KV cache, so "
+                              "head_dim and num_kv_heads must match")
+    if dims["vlm"]["depth"] != dims["expert"]["depth"]:
+        raise ConfigError("backbone_dims: the VLM and expert need the same depth")
+    variants = {config.paligemma_variant: dims["vlm"], config.action_expert_variant: dims["expert"]}
+    if config.paligemma_variant == config.action_expert_variant and dims["vlm"] != dims["expert"]:
+        raise ConfigError("backbone_dims with different VLM / expert sizes need different "
+                          "paligemma_variant and action_expert_variant names")
+    vocab = int(dims.get("vocab_size", 257152))
+    vision = dims.get("vision")
+    original_config = module.get_gemma_config
+    original_vlm = module.PaliGemmaForConditionalGenerationWithPiGemma
+    original_expert = module.PiGemmaForCausalLM
+
+    def gemma_config(variant: str) -> Any:
+        size = variants[variant]
+        return module.GemmaConfig(width=size["width"], depth=size["depth"],
+                                  mlp_dim=size["mlp_dim"], num_heads=8,
+                                  num_kv_heads=size["num_kv_heads"], head_dim=size["head_dim"])
+
+    def build_vlm(config: Any) -> Any:
+        config.text_config.vocab_size = vocab
+        config.image_token_index = vocab
+        if vision:
+            for key, value in vision.items():
+                setattr(config.vision_config, key, value)
+        config.vision_config.projection_dim = config.text_config.hidden_size
+        return original_vlm(config=config)
+
+    def build_expert(config: Any) -> Any:
+        config.vocab_size = vocab
+        return original_expert(config=config)
+
+    module.get_gemma_config = gemma_config
+    module.PaliGemmaForConditionalGenerationWithPiGemma = build_vlm
+    module.PiGemmaForCausalLM = build_expert
+    try:
+        yield
+    finally:
+        module.get_gemma_config = original_config
+        module.PaliGemmaForConditionalGenerationWithPiGemma = original_vlm
+        module.PiGemmaForCausalLM = original_expert
+
+
+def _local_checkpoint_dir(name_or_path: str | Path) -> Path:
+    path = Path(name_or_path)
+    if path.is_dir():
+        return path
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(str(name_or_path)))
+    except Exception as exc:  # offline, gated or unknown id
+        raise FileNotFoundError(
+            f"{name_or_path}: not a local checkpoint folder and not downloadable ({exc}); "
+            "pass the folder of a saved checkpoint") from exc
+
+
+def _normalized_keys(keys: set[str], policy: Any) -> set[str]:
+    """Keys of a weights file as ``policy`` would load them (PI0 / PI05 add ``model.``)."""
+    if isinstance(policy, (PI0Policy, PI05Policy)):
+        return {k if k.startswith("model.") else f"model.{k}" for k in keys}
+    return set(keys)
+
+
+def verify_target_time_loaded(policy: Any, checkpoint: str | Path) -> None:
+    """Check that ``policy`` holds exactly the ``phi_s`` weights stored in ``checkpoint``.
+
+    ``checkpoint`` is a folder with ``model.safetensors`` or the file itself. Raises
+    :class:`TargetTimeDroppedError` if the file has ``phi_s`` weights the policy lacks (a stock
+    class loaded it), if a SnapFlow policy's file has none, or if the values differ.
+    """
+    from safetensors import safe_open
+
+    path = Path(checkpoint)
+    model_file = path / WEIGHTS_FILE if path.is_dir() else path
+    if not model_file.is_file():
+        raise FileNotFoundError(f"no weights file {model_file}")
+    state = policy.state_dict()
+    expected = {k for k in state if k.startswith(_TARGET_TIME_PREFIX)}
+    with safe_open(str(model_file), framework="pt") as weights:
+        raw_keys = set(weights.keys())
+        by_normalized = dict(zip(_normalized_keys_ordered(raw_keys, policy), raw_keys))
+        stored = {k for k in by_normalized if k.startswith(_TARGET_TIME_PREFIX)}
+        if stored and not expected:
+            raise TargetTimeDroppedError(
+                f"{model_file} holds SnapFlow phi_s weights ({len(stored)} tensors) but "
+                f"{type(policy).__name__} has no phi_s: loading it this way drops them; use "
+                "the snapflow_* LeRobot types or snapflow_ros.policies.lerobot_vla")
+        if expected and not stored:
+            raise TargetTimeDroppedError(
+                f"{model_file} has no phi_s weights ({_TARGET_TIME_PREFIX}*): it was not saved "
+                "from a SnapFlow policy (a stock checkpoint loads as a teacher with "
+                "load_stock_checkpoint)")
+        if expected != stored:
+            raise TargetTimeDroppedError(
+                f"phi_s weights differ in name: file has {sorted(stored)}, model has "
+                f"{sorted(expected)}")
+        for key in sorted(expected):
+            saved = weights.get_tensor(by_normalized[key])
+            loaded = state[key].detach().to(device="cpu", dtype=saved.dtype)
+            if not torch.equal(saved, loaded):
+                raise TargetTimeDroppedError(f"phi_s weight {key} was not loaded from {model_file}")
+        missing = _untied_missing(policy, state, set(by_normalized))
+        if missing:
+            raise TargetTimeDroppedError(
+                f"{model_file} lacks {len(missing)} weights of {type(policy).__name__}, e.g. "
+                f"{missing[:5]} (LeRobot's PI0 / PI05 loader only prints this)")
+
+
+def _normalized_keys_ordered(keys: set[str], policy: Any) -> list[str]:
+    pi = isinstance(policy, (PI0Policy, PI05Policy))
+    return [k if (not pi or k.startswith("model.")) else f"model.{k}" for k in keys]
+
+
+def _untied_missing(policy: Any, state: dict, stored: set[str]) -> list[str]:
+    """Model keys absent from the file, except duplicates of tied (shared-storage) weights."""
+    by_storage: dict[tuple, list[str]] = {}
+    for key, tensor in state.items():
+        ident = (tensor.device, tensor.untyped_storage().data_ptr(), tensor.storage_offset(),
+                 tuple(tensor.shape))
+        by_storage.setdefault(ident, []).append(key)
+    missing = []
+    for keys in by_storage.values():
+        if not any(k in stored for k in keys):
+            missing.extend(keys)
+    return sorted(missing)
+
+
+class _SnapFlowLoading:
+    """``from_pretrained`` that loads strictly from a local folder and verifies ``phi_s``."""
+
+    @classmethod
+    def from_pretrained(cls, pretrained_name_or_path: str | Path, *,
+                        config: PreTrainedConfig | None = None, strict: bool = True,
+                        **kwargs: Any) -> Any:
+        """Load a ``snapflow_*`` checkpoint folder and check every ``phi_s`` weight arrived."""
+        folder = _local_checkpoint_dir(pretrained_name_or_path)
+        if not (folder / WEIGHTS_FILE).is_file():
+            raise FileNotFoundError(f"{folder} has no {WEIGHTS_FILE}")
+        if config is None:
+            config = PreTrainedConfig.from_pretrained(folder)
+        if not isinstance(config, cls.config_class):
+            raise TargetTimeDroppedError(
+                f"{folder} is a '{config.type}' checkpoint, not '{cls.name}': load a stock "
+                "checkpoint with load_stock_checkpoint")
+        resolve_local_backbone(config, folder)
+        policy = cls._load_with_lerobot(folder, config, strict=strict, **kwargs)
+        verify_target_time_loaded(policy, folder)
+        return policy
+
+    @classmethod
+    def _load_with_lerobot(cls, folder: Path, config: PreTrainedConfig, *, strict: bool,
+                           **kwargs: Any) -> Any:
+        """LeRobot's own loader of the stock class (SmolVLA's, or PI0 / PI05's key remapping)."""
+        return super(_SnapFlowLoading, cls).from_pretrained(folder, config=config, strict=strict,
+                                                            **kwargs)
+
+
+def resolve_local_backbone(config: PreTrainedConfig, folder: Path) -> None:
+    """Point ``config`` at the backbone files saved inside ``folder`` when its own path is gone."""
+    if isinstance(config, SmolVLAPolicy.config_class) and not Path(config.vlm_model_name).is_dir():
+        local = folder / VLM_BACKBONE_DIR
+        if (local / "config.json").is_file():
+            config.vlm_model_name = str(local)
+    name = getattr(config, "tokenizer_name", None)
+    if name is not None and not Path(name).is_dir() and (folder / TOKENIZER_DIR).is_dir():
+        config.tokenizer_name = str(folder / TOKENIZER_DIR)
+
+
+class SnapFlowSmolVLAPolicy(_SnapFlowLoading, SmolVLAPolicy):
+    """LeRobot SmolVLA with ``phi_s`` added to the time half of ``action_time_mlp_in``'s input."""
+
+    config_class = SnapFlowSmolVLAConfig
+    name = "snapflow_smolvla"
+
+    def __init__(self, config: SnapFlowSmolVLAConfig, **kwargs: Any) -> None:
+        with snapflow_construction():
+            super().__init__(config, **kwargs)
+        width = self.model.vlm_with_expert.expert_hidden_size
+        _attach_target_time(self, site="action_time_mlp_in", time_dim=width, out_dim=width,
+                            steps=lambda: self.config.num_steps)
+
+
+class SnapFlowPI0Policy(_SnapFlowLoading, PI0Policy):
+    """LeRobot PI0 with ``phi_s`` added to the time half of ``action_time_mlp_in``'s input."""
+
+    config_class = SnapFlowPI0Config
+    name = "snapflow_pi0"
+
+    def __init__(self, config: SnapFlowPI0Config, **kwargs: Any) -> None:
+        with snapflow_construction(), paligemma_backbone_dims(modeling_pi0, config):
+            super().__init__(config, **kwargs)
+        width = self.model.action_in_proj.out_features
+        _attach_target_time(self, site="action_time_mlp_in", time_dim=width, out_dim=width,
+                            steps=lambda: self.config.num_inference_steps)
+
+
+class SnapFlowPI05Policy(_SnapFlowLoading, PI05Policy):
+    """LeRobot PI05 with ``phi_s`` added to the adaRMS conditioning of every expert layer."""
+
+    config_class = SnapFlowPI05Config
+    name = "snapflow_pi05"
+
+    def __init__(self, config: SnapFlowPI05Config, **kwargs: Any) -> None:
+        with snapflow_construction(), paligemma_backbone_dims(modeling_pi05, config):
+            super().__init__(config, **kwargs)
+        width = self.model.action_in_proj.out_features
+        _attach_target_time(self, site="adarms_cond", time_dim=width,
+                            out_dim=self.model.time_mlp_out.out_features,
+                            steps=lambda: self.config.num_inference_steps)
+
+
+SNAPFLOW_POLICIES = {
+    "smolvla": SnapFlowSmolVLAPolicy,
+    "pi0": SnapFlowPI0Policy,
+    "pi05": SnapFlowPI05Policy,
+}
+"""Our LeRobot policy class for each stock LeRobot policy type."""
+
+
+def read_checkpoint_type(folder: str | Path) -> str:
+    """The ``type`` recorded in a LeRobot checkpoint's ``config.json``."""
+    config_file = Path(folder) / "config.json"
+    if not config_file.is_file():
+        raise FileNotFoundError(f"{folder} has no config.json (not a LeRobot checkpoint)")
+    kind = json.loads(config_file.read_text()).get("type")
+    if not kind:
+        raise ConfigError(f"{config_file} has no 'type'")
+    return kind
+
+
+def snapflow_config_from(config: PreTrainedConfig, **changes: Any) -> PreTrainedConfig:
+    """The ``snapflow_*`` config with every field of a stock (or SnapFlow) LeRobot ``config``."""
+    stock = config.type.removeprefix("snapflow_")
+    if stock not in SNAPFLOW_CONFIGS:
+        raise ConfigError(f"no SnapFlow version of LeRobot policy type '{config.type}' "
+                          f"(supported: {', '.join(SNAPFLOW_CONFIGS)})")
+    target = SNAPFLOW_CONFIGS[stock]
+    values = {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.init}
+    values.update(changes)
+    names = {f.name for f in dataclasses.fields(target) if f.init}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ConfigError(f"unknown {target.__name__} field(s): {', '.join(unknown)}")
+    return target(**values)
+
+
+def load_stock_checkpoint(folder: str | Path, **changes: Any) -> Any:
+    """A SnapFlow LeRobot policy from a stock LeRobot checkpoint folder (the teacher).
+
+    ``changes`` override config fields (e.g. ``vlm_model_name``, ``tokenizer_name``, ``device``,
+    ``load_vlm_weights=False`` is always set: the weights come from the checkpoint). ``phi_s``
+    starts at zero, so the policy's outputs are the stock model's. A folder that already holds
+    ``phi_s`` weights is refused (load it with ``from_pretrained`` of its ``snapflow_*`` type).
+    """
+    folder = _local_checkpoint_dir(folder)
+    stock = PreTrainedConfig.from_pretrained(folder)
+    if stock.type.startswith("snapflow_"):
+        raise ConfigError(f"{folder} is already a SnapFlow checkpoint ('{stock.type}'): load it "
+                          "with its from_pretrained")
+    if isinstance(stock, SmolVLAPolicy.config_class):
+        changes.setdefault("load_vlm_weights", False)
+    config = snapflow_config_from(stock, **changes)
+    resolve_local_backbone(config, folder)
+    cls = SNAPFLOW_POLICIES[stock.type]
+    model_file = folder / WEIGHTS_FILE
+    if not model_file.is_file():
+        raise FileNotFoundError(f"{folder} has no {WEIGHTS_FILE}")
+    from safetensors import safe_open
+
+    with safe_open(str(model_file), framework="pt") as weights:
+        if any(TARGET_TIME_MODULE in k for k in weights.keys()):
+            raise TargetTimeDroppedError(
+                f"{model_file} holds phi_s weights under a stock '{stock.type}' config: a stock "
+                f"LeRobot load would drop them; restore the config type 'snapflow_{stock.type}'")
+    # Both LeRobot loaders (SmolVLA non-strict; PI0 / PI05 remapping keys) are used as they are;
+    # the only keys a stock file may lack are phi_s's.
+    policy = cls._load_with_lerobot(folder, config, strict=False)
+    state_keys = set(policy.state_dict())
+    with safe_open(str(model_file), framework="pt") as weights:
+        stored = _normalized_keys(set(weights.keys()), policy)
+    missing = [k for k in _untied_missing(policy, policy.state_dict(), stored)
+               if not k.startswith(_TARGET_TIME_PREFIX) and k in state_keys]
+    if missing:
+        raise ConfigError(f"{model_file} lacks {len(missing)} weights of the model, e.g. "
+                          f"{missing[:5]}")
+    return policy
+
+
+def save_local_backbone(policy: Any, folder: str | Path) -> None:
+    """Copy the small backbone files a checkpoint needs to rebuild offline into ``folder``.
+
+    SmolVLA: the SmolVLM config / tokenizer / processor files (``vlm_backbone/``); PI0 / PI05:
+    the tokenizer (``tokenizer/``). No weights are copied.
+    """
+    import shutil
+
+    folder = Path(folder)
+    config = policy.config
+    if isinstance(config, SmolVLAPolicy.config_class):
+        source, target = Path(config.vlm_model_name), folder / VLM_BACKBONE_DIR
+    else:
+        source, target = Path(getattr(config, "tokenizer_name", "")), folder / TOKENIZER_DIR
+    if not source.is_dir() or source.resolve() == target.resolve():
+        return
+    target.mkdir(parents=True, exist_ok=True)
+    for entry in os.scandir(source):
+        if entry.is_file() and not entry.name.endswith((".safetensors", ".bin", ".pt", ".gguf")):
+            shutil.copy2(entry.path, target / entry.name)
