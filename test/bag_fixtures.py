@@ -124,18 +124,20 @@ def bool_message(value: bool):
 # -------------------------------------------------------------------------------------- bags
 
 def write_bag(path: str | Path, messages: Iterable[tuple[str, str, int, object]], *,
-              storage: str = "sqlite3", compression: str | None = None) -> Path:
+              storage: str = "sqlite3", compression: str | None = None,
+              empty_topics: Sequence[tuple[str, str]] = ()) -> Path:
     """Write ``(topic, msgtype, receive_ns, message)`` tuples to a rosbag2 at ``path``.
 
     ``storage``: sqlite3, mcap (a bag directory) or mcap_file (``path`` is a single .mcap file).
     ``compression``: None, file, message or storage (zstd; storage is mcap chunk compression).
     Messages may be any ``object`` of the typestore, or raw ``bytes`` already serialized.
+    ``empty_topics``: ``(topic, msgtype)`` connections recorded without any message.
     """
     path = Path(path)
     if storage == "mcap_file":
         with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
             bag_dir = write_bag(Path(tmp) / "bag", messages, storage="mcap",
-                                compression=compression)
+                                compression=compression, empty_topics=empty_topics)
             shutil.move(next(bag_dir.glob("*.mcap")), path)
         return path
     writer = Writer(path, version=Writer.VERSION_LATEST, storage_plugin=_STORAGE[storage])
@@ -143,6 +145,9 @@ def write_bag(path: str | Path, messages: Iterable[tuple[str, str, int, object]]
         writer.set_compression(_COMPRESSION[compression], CompressionFormat.ZSTD)
     connections: dict[tuple[str, str], object] = {}
     with writer:
+        for topic, msgtype in empty_topics:
+            connections[(topic, msgtype)] = writer.add_connection(topic, msgtype,
+                                                                  typestore=TYPESTORE)
         for topic, msgtype, receive_ns, message in sorted(messages, key=lambda m: m[2]):
             key = (topic, msgtype)
             if key not in connections:
