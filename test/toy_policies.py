@@ -138,6 +138,13 @@ class ToyFlowPolicy(FlowMatchingPolicy):
         """The state encoder's parameters (the prefix frozen in the SnapFlow stage)."""
         return list(self.encoder.parameters())
 
+    def trainable_parameters(self, stage: str) -> list[nn.Parameter]:
+        """Teacher: all but ``phi_s``, which must stay zero until SnapFlow; snapflow: no prefix."""
+        if stage == "teacher" and self.phi_s is not None:
+            skip = {id(p) for p in self.phi_s.parameters()}
+            return [p for p in self.parameters() if id(p) not in skip and p.requires_grad]
+        return super().trainable_parameters(stage)
+
 
 def toy_batch(
     policy: ToyFlowPolicy,
