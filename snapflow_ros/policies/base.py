@@ -122,12 +122,25 @@ class FlowMatchingPolicy(nn.Module, abc.ABC):
         """Parameters frozen in the ``snapflow`` stage (the observation encoder / VLM)."""
         return []
 
+    def target_time_parameters(self) -> list[nn.Parameter]:
+        """Parameters of ``phi_s`` (attribute ``target_time_embedding``), if the policy has it."""
+        module = getattr(self, "target_time_embedding", None)
+        return list(module.parameters()) if module is not None else []
+
     def trainable_parameters(self, stage: str) -> list[nn.Parameter]:
-        """Parameters the optimiser updates in ``stage`` (``teacher`` or ``snapflow``)."""
+        """Parameters the optimiser updates in ``stage`` (``teacher`` or ``snapflow``).
+
+        The teacher stage leaves ``phi_s`` at zero: trained on ``s = t`` only, it would stop
+        being the identity and the one-step jump would start from an untrained extrapolation.
+        The ``snapflow`` stage freezes the prefix (observation encoder / VLM).
+        """
         if stage == "teacher":
-            return [p for p in self.parameters() if p.requires_grad]
-        frozen = {id(p) for p in self.prefix_parameters()}
-        return [p for p in self.parameters() if id(p) not in frozen and p.requires_grad]
+            excluded = {id(p) for p in self.target_time_parameters()}
+        elif stage == "snapflow":
+            excluded = {id(p) for p in self.prefix_parameters()}
+        else:
+            raise ValueError(f"unknown stage '{stage}': teacher or snapflow")
+        return [p for p in self.parameters() if id(p) not in excluded and p.requires_grad]
 
     @property
     def device(self) -> torch.device:
