@@ -14,6 +14,7 @@ resize (without it, resizing falls back to nearest-neighbour in numpy).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import sqlite3
 import struct
 from collections.abc import Iterable
@@ -59,6 +60,15 @@ class BagError(ValueError):
         if topic:
             where += f": topic '{topic}'"
         super().__init__(f"{where}: {problem}")
+
+    def __reduce__(self):
+        # Keeps path and topic when the error crosses a process boundary (worker processes).
+        return _rebuild_bag_error, (type(self), self.problem, self.path, self.topic)
+
+
+def _rebuild_bag_error(cls: type, problem: str, path: Path | None,
+                       topic: str | None) -> BagError:
+    return cls(problem, path=path, topic=topic)
 
 
 class NotABagError(BagError):
@@ -109,6 +119,7 @@ if _zstd is not None and hasattr(_zstd, "ZstdError"):
     _STORAGE_ERRORS = (*_STORAGE_ERRORS, _zstd.ZstdError)
 
 
+@functools.lru_cache(maxsize=1)
 def typestore():
     """The rosbags typestore of the newest ROS 2 distro this rosbags version knows."""
     store = getattr(Stores, "ROS2_KILTED", None) or Stores.ROS2_JAZZY
@@ -358,11 +369,14 @@ class _Collector:
         # time; otherwise its stamps are used as they are, a first stamp at sim time 0 included.
         use_header = time_source == "header" and bool(np.any(header != 0))
         stamps = header if use_header else receive
-        order = np.argsort(stamps, kind="stable")
+        in_order = bool(np.all(np.diff(stamps) >= 0))
+        order = np.arange(len(stamps)) if in_order else np.argsort(stamps, kind="stable")
         if value_shape is None:
             sorted_values: Any = [values_in[i] for i in order]
         elif values_in:
-            sorted_values = np.stack(values_in)[order].astype(dtype, copy=False)
+            sorted_values = np.stack(values_in).astype(dtype, copy=False)
+            if not in_order:  # header stamps may arrive out of order; usually they do not
+                sorted_values = sorted_values[order]
         else:
             sorted_values = np.zeros((0, *value_shape), dtype=dtype)
         return TopicStream(self.topic, self.msgtype, stamps[order], receive[order],

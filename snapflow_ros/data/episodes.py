@@ -10,10 +10,13 @@ skipped. No torch here: the simulator environment can load episodes too.
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import dataclasses
+import itertools
 import logging
+import multiprocessing
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -189,51 +192,81 @@ def build_episodes(streams: BagStreams, config: BagTopicsConfig) -> tuple[list[E
     return episodes, report
 
 
+def _decode_bag(bag: Path, config: BagTopicsConfig
+                ) -> tuple[list[Episode], BagReport] | CorruptBagError:
+    """Read and align one bag; a corrupt bag is returned, not raised (the caller decides)."""
+    try:
+        streams = read_bag(bag, config)
+    except CorruptBagError as exc:
+        return exc
+    return build_episodes(streams, config)
+
+
+def _decode_bags(bags: list[Path], config: BagTopicsConfig, workers: int) -> Iterator:
+    """:func:`_decode_bag` of each bag, in order; in ``workers`` processes when > 1."""
+    if workers <= 1 or len(bags) <= 1:
+        for bag in bags:
+            yield _decode_bag(bag, config)
+        return
+    # spawn, not fork: the parent may hold torch / OpenMP threads that a fork would break.
+    executor = concurrent.futures.ProcessPoolExecutor(
+        max_workers=min(workers, len(bags)), mp_context=multiprocessing.get_context("spawn"))
+    try:
+        yield from executor.map(_decode_bag, bags, itertools.repeat(config))
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+
+
 def load_episodes(bag_paths: str | Path | Iterable[str | Path], config: BagTopicsConfig,
-                  progress: bool = True, *, cache_dir: str | Path | None = None
-                  ) -> tuple[list[Episode], ReadSummary]:
+                  progress: bool = True, *, cache_dir: str | Path | None = None,
+                  workers: int = 1) -> tuple[list[Episode], ReadSummary]:
     """Read every bag under ``bag_paths`` into episodes, with a summary of the read.
 
     ``cache_dir``: keep each bag's decoded episodes there (keyed by bag content and config), so
-    a second call does not decode again. Corrupt bags raise or are skipped as
-    ``config.on_corrupt_bag`` says; skipped episodes are logged. Raises :class:`EpisodeError`
-    if no episode is left, and :class:`BagError` if bags disagree on joint names.
+    a second call does not decode again. ``workers`` > 1 decodes bags in that many processes.
+    Corrupt bags raise or are skipped as ``config.on_corrupt_bag`` says; skipped episodes are
+    logged. Raises :class:`EpisodeError` if no episode is left, and :class:`BagError` if bags
+    disagree on joint names.
     """
     from snapflow_ros.data.episode_cache import EpisodeCache
 
     started = time.perf_counter()
     bags = find_bags(bag_paths)
     cache = EpisodeCache(cache_dir, config) if cache_dir is not None else None
+    cached = {bag: cache.load(bag) for bag in bags} if cache is not None else {}
+    to_decode = [bag for bag in bags if cached.get(bag) is None]
+    decoded = _decode_bags(to_decode, config, workers)
     episodes: list[Episode] = []
     reports: list[BagReport] = []
     skipped: list[tuple[Path, str]] = []
-    iterator = bags
+    bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        iterator = tqdm(bags, desc="reading bags", unit="bag")
-    for bag in iterator:
-        cached = cache.load(bag) if cache is not None else None
-        if cached is not None:
-            bag_episodes, report = cached
-        else:
-            try:
-                streams = read_bag(bag, config)
-            except CorruptBagError as exc:
+        bar = tqdm(total=len(bags), desc="reading bags", unit="bag")
+    try:
+        for bag in bags:
+            result = cached.get(bag) or next(decoded)
+            if bar is not None:
+                bar.update(1)
+            if isinstance(result, CorruptBagError):
                 if config.on_corrupt_bag == "fail":
-                    raise
-                LOGGER.warning("skipping corrupt bag: %s", exc)
-                skipped.append((bag, exc.problem))
+                    raise result
+                LOGGER.warning("skipping corrupt bag: %s", result)
+                skipped.append((bag, result.problem))
                 continue
-            bag_episodes, report = build_episodes(streams, config)
-            del streams
-            if cache is not None:
+            bag_episodes, report = result
+            if cache is not None and not report.from_cache:
                 cache.store(bag, bag_episodes, report)
-        for warning in report.warnings:
-            LOGGER.warning("skipping %s", warning)
-        _check_consistent(episodes, bag_episodes)
-        episodes.extend(bag_episodes)
-        reports.append(report)
+            for warning in report.warnings:
+                LOGGER.warning("skipping %s", warning)
+            _check_consistent(episodes, bag_episodes)
+            episodes.extend(bag_episodes)
+            reports.append(report)
+    finally:
+        decoded.close()
+        if bar is not None:
+            bar.close()
     summary = ReadSummary.from_reports(reports, skipped, time.perf_counter() - started)
     if not episodes:
         first = bags[0] if bags else None

@@ -282,3 +282,18 @@ def _single_stream_bag(tmp_path, *, camera_msgs=None, raw_state=None):
     state = raw_state if raw_state is not None else joint_state_message(["a"], [0.5], 1_000)
     messages.append(("/joint_states", JOINT_STATE, 2_000, state))
     return write_bag(tmp_path / "single", messages)
+
+
+def test_messages_are_ordered_by_header_stamp_not_arrival(tmp_path):
+    # Frames 1 and 2 arrive swapped (e.g. two capture threads); the header order is the truth.
+    stamps = [0, 40, 20, 60]
+    messages = [("/cam/image_raw", "sensor_msgs/msg/Image", 1_000 + 10 * i,
+                 image_message(demo_image(s, (8, 8)), "rgb8", 10**6 * s))
+                for i, s in enumerate(stamps)]
+    messages.append(("/joint_states", JOINT_STATE, 2_000, joint_state_message(["a"], [0], 0)))
+    bag = write_bag(tmp_path / "swapped", messages)
+    camera = read_bag(bag, _config()).cameras["top"]
+    assert camera.stamps_ns.tolist() == [0, 20 * 10**6, 40 * 10**6, 60 * 10**6]
+    assert camera.values[:, 0, 0, 0].tolist() == [0, 20, 40, 60]
+    by_arrival = read_bag(bag, _config(time_source="receive")).cameras["top"]
+    assert by_arrival.values[:, 0, 0, 0].tolist() == stamps

@@ -150,3 +150,25 @@ def test_a_broken_cache_entry_is_rebuilt(tmp_path):
     assert summary.cache_hits == 0 and len(episodes[0]) == 12
     _, summary = load_episodes([bag.path], bag.config(), progress=False, cache_dir=cache)
     assert summary.cache_hits == 1
+
+
+def test_worker_processes_give_the_same_episodes(recordings):
+    folder, bags = recordings
+    truncate_bag(bags[2].path, 0.5)
+    config = bags[0].config(on_corrupt_bag="skip")
+    serial, serial_summary = load_episodes(folder, config, progress=False)
+    parallel, summary = load_episodes(folder, config, progress=False, workers=2)
+    assert [e.source for e in parallel] == [e.source for e in serial] == [b.path for b in bags[:2]]
+    for a, b in zip(serial, parallel):
+        np.testing.assert_array_equal(a.images["top"], b.images["top"])
+        np.testing.assert_array_equal(a.action, b.action)
+    assert summary.skipped_bags == serial_summary.skipped_bags
+
+
+def test_bag_errors_keep_file_and_topic_across_processes():
+    import pickle
+
+    error = MissingTopicError("not in the bag", path="/data/ep7", topic="/joint_states")
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is MissingTopicError and str(copy) == str(error)
+    assert (str(copy.path), copy.topic) == ("/data/ep7", "/joint_states")
