@@ -95,7 +95,7 @@ def _locked(method: _F) -> _F:
 def lerobot_dataset_stats(stats: NormalizationStats) -> dict[str, dict[str, torch.Tensor]]:
     """Our mean / std statistics in LeRobot's ``dataset_stats`` layout."""
     def tensor(values: Any) -> torch.Tensor:
-        return torch.as_tensor(values, dtype=torch.float32).clone()
+        return torch.tensor(list(map(float, values)), dtype=torch.float32)
 
     return {
         "observation.state": {"mean": tensor(stats.state_mean), "std": tensor(stats.state_std)},
@@ -277,6 +277,8 @@ class LeRobotVLAPolicy(FlowMatchingPolicy):
             task = [self.config.default_task] * rows
         elif isinstance(task, str):
             task = [task] * rows
+        if len(task) != rows:
+            raise ValueError(f"batch has {len(task)} task strings for {rows} rows")
         raw["task"] = [str(t) for t in task]
         if with_action:
             action = torch.as_tensor(batch["action"]).float()

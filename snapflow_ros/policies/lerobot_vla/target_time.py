@@ -72,18 +72,30 @@ class TargetTimeInjection:
         self._active_s: torch.Tensor | None = None
         self._embed_suffix = model.embed_suffix
         self._sample_actions = model.sample_actions
-        # Instance attributes shadow the class methods for this model only; LeRobot's code calls
-        # them through ``self.`` and so reaches the wrappers.
-        model.embed_suffix = self._wrapped_embed_suffix
-        model.sample_actions = self._wrapped_sample_actions
         self._hook = None
-        if site == "action_time_mlp_in":
-            self._hook = model.action_time_mlp_in.register_forward_pre_hook(self._add_to_time_half)
+        self.attach()
 
     @property
     def embedding(self) -> nn.Module:
         """The ``phi_s`` module."""
         return getattr(self.model, TARGET_TIME_MODULE)
+
+    @property
+    def attached(self) -> bool:
+        """Whether ``phi_s`` currently takes part in the model's forward."""
+        return "embed_suffix" in self.model.__dict__
+
+    def attach(self) -> None:
+        """Install the ``embed_suffix`` / ``sample_actions`` wrappers and the hook (idempotent)."""
+        if self.attached:
+            return
+        # Instance attributes shadow the class methods for this model only; LeRobot's code calls
+        # them through ``self.`` and so reaches the wrappers.
+        self.model.embed_suffix = self._wrapped_embed_suffix
+        self.model.sample_actions = self._wrapped_sample_actions
+        if self.site == "action_time_mlp_in":
+            self._hook = self.model.action_time_mlp_in.register_forward_pre_hook(
+                self._add_to_time_half)
 
     def detach(self) -> None:
         """Remove the wrappers and the hook (the model behaves as stock LeRobot again)."""
