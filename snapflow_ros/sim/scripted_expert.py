@@ -8,7 +8,12 @@ Two passes per episode, both with the object poses of the same seed:
    gripper poses (position, orientation, open/close) interpolated per control step; after each
    step the arm joints reached are recorded with the commanded gripper opening (the label is
    the command, not the finger joints, which stop on the object).
-2. Joint-space pass: the recorded joint targets are replayed as actions in the joint-space task
+2. Tracking correction (ours, ``tracking_corrections=1``): the joint position controllers lag
+   and sag under load, so replayed joints miss the recorded path by ~7 mrad on average and 3 in
+   40 insertions end with the peg stuck on the socket rim. One headless replay measures the
+   error and the command is shifted by it (one step of iterative learning control); the
+   corrected replay tracks ~6x closer and inserts 40/40 (measured on seeds 0-39).
+3. Joint-space pass: the commands are replayed as actions in the joint-space task
    (:class:`~snapflow_ros.sim.aloha_env.AlohaSim`), which renders the observations. Only this
    pass counts for success: it is the environment a policy is evaluated in.
 """
@@ -173,27 +178,37 @@ def insertion_waypoints(init_left: np.ndarray, init_right: np.ndarray, peg_xyz: 
     return left, right
 
 
+# Arm joints of the 14-dim action (the grippers, 6 and 13, are commanded openings).
+ARM_JOINTS = np.array([0, 1, 2, 3, 4, 5, 7, 8, 9, 10, 11, 12])
+
+
 @dataclasses.dataclass
 class JointPlan:
-    """Joint targets recorded in the end-effector pass."""
+    """Joint commands planned for one seed: the end-effector path, tracking-corrected."""
 
     task: str
     seed: int
-    actions: np.ndarray  # (T, 14) arm joints reached (rad) + commanded gripper opening
+    actions: np.ndarray  # (T, 14) arm joint commands (rad) + commanded gripper opening
+    reference: np.ndarray  # (T, 14) arm joints the end-effector pass reached after each step
     end_effector_max_reward: float  # highest reward of the end-effector pass itself
+    tracking_error: float  # mean |arm joint - reference| (rad) of the last headless replay
 
 
 class ScriptedExpert:
     """The scripted policy for one task; reuses its MuJoCo models across episodes."""
 
-    def __init__(self, task: str, *, episode_steps: int = 400,
+    def __init__(self, task: str, *, episode_steps: int = 400, tracking_corrections: int = 1,
                  render_backend: str = "auto") -> None:
         if task not in TASKS:
             raise ValueError(f"task={task!r}: must be one of {', '.join(TASKS)}")
+        if tracking_corrections < 0:
+            raise ValueError("tracking_corrections must be >= 0")
         self.task = task
         self.episode_steps = episode_steps
+        self.tracking_corrections = tracking_corrections
         self._render_backend = render_backend
         self._ee_env = None
+        self._joint_env = None
 
     def waypoints(self, observation: dict) -> tuple[list[Waypoint], list[Waypoint]]:
         """Left and right schedules for the first observation of an end-effector episode."""
@@ -204,7 +219,7 @@ class ScriptedExpert:
         return insertion_waypoints(left, right, objects[:3], objects[7:10])
 
     def plan(self, seed: int) -> JointPlan:
-        """Run the end-effector pass for ``seed`` and record the joint targets (no rendering)."""
+        """End-effector pass for ``seed``, then the tracking corrections (no rendering)."""
         if self._ee_env is None:
             self._ee_env = make_task_environment(self.task, end_effector=True,
                                                  render_backend=self._render_backend)
@@ -212,7 +227,7 @@ class ScriptedExpert:
         env.task.object_poses = object_poses_for_seed(self.task, seed)
         first = env.reset()
         left, right = self.waypoints(first.observation)
-        actions = np.zeros((self.episode_steps, 14))
+        reference = np.zeros((self.episode_steps, 14))
         max_reward = 0.0
         for step in range(self.episode_steps):
             left_pose, left_grip = interpolate_waypoints(left, step)
@@ -221,11 +236,27 @@ class ScriptedExpert:
             max_reward = max(max_reward, float(reward.reward or 0.0))
             # The joints the mocap weld pulled the arm to during this step become the target.
             qpos = env.physics.data.qpos
-            actions[step, :6] = qpos[:6]
-            actions[step, 6] = left_grip
-            actions[step, 7:13] = qpos[8:14]
-            actions[step, 13] = right_grip
-        return JointPlan(self.task, int(seed), actions, max_reward)
+            reference[step, :6] = qpos[:6]
+            reference[step, 6] = left_grip
+            reference[step, 7:13] = qpos[8:14]
+            reference[step, 13] = right_grip
+        actions = reference.copy()
+        error = float("nan")
+        for _ in range(self.tracking_corrections):
+            reached = self._replay_headless(seed, actions)
+            actions[:, ARM_JOINTS] += reference[:, ARM_JOINTS] - reached[:, ARM_JOINTS]
+            error = float(np.abs(reference[:, ARM_JOINTS] - reached[:, ARM_JOINTS]).mean())
+        return JointPlan(self.task, int(seed), actions, reference, max_reward, error)
+
+    def _replay_headless(self, seed: int, actions: np.ndarray) -> np.ndarray:
+        """Joint positions (T, 14) after each step of ``actions`` in the joint-space task."""
+        if self._joint_env is None:
+            self._joint_env = make_task_environment(self.task,
+                                                    render_backend=self._render_backend)
+        env = self._joint_env
+        env.task.object_poses = object_poses_for_seed(self.task, seed)
+        env.reset()
+        return np.array([env.step(action).observation["qpos"] for action in actions])
 
     def demonstrate(self, seed: int, sim: AlohaSim) -> Demonstration:
         """Plan for ``seed`` and replay the plan in ``sim`` (which renders the observations)."""

@@ -7,6 +7,7 @@ import pytest
 
 from snapflow_ros.sim.aloha_env import make_task_environment, object_poses_for_seed
 from snapflow_ros.sim.scripted_expert import (
+    ARM_JOINTS,
     ScriptedExpert,
     Waypoint,
     interpolate_waypoints,
@@ -63,8 +64,19 @@ def test_scripted_demonstrations_succeed_in_the_joint_space_task(
     sim = transfer_cube_sim if task == "transfer_cube" else insertion_sim
     expert = ScriptedExpert(task)
     for seed in seeds:
-        demo = expert.demonstrate(seed, sim)
+        plan = expert.plan(seed)
+        demo = expert.replay(plan, sim)
         assert demo.success, f"{task} seed {seed}: max reward {demo.rewards.max()}"
         assert demo.images.shape == (400, 128, 128, 3) and demo.actions.shape == (400, 14)
-        # The recorded state tracks the commanded joints (the replay is what was commanded).
-        assert np.abs(demo.qpos[1:, :6] - demo.actions[:-1, :6]).mean() < 0.05
+        # The corrected commands make the replay follow the end-effector pass's joint path.
+        error = np.abs(demo.qpos[1:, ARM_JOINTS] - plan.reference[:-1, ARM_JOINTS]).mean()
+        assert error < 0.003, f"mean tracking error {error:.4f} rad"
+
+
+@pytest.mark.slow
+def test_tracking_correction_brings_the_replay_onto_the_end_effector_path():
+    once = ScriptedExpert("insertion", tracking_corrections=1).plan(seed=6)
+    twice = ScriptedExpert("insertion", tracking_corrections=2).plan(seed=6)
+    np.testing.assert_array_equal(once.reference, twice.reference)
+    # Error of the uncorrected replay vs. the error left after one correction.
+    assert twice.tracking_error < once.tracking_error / 3
