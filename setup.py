@@ -63,6 +63,8 @@ setup(
     entry_points={
         "console_scripts": [
             "snapflow = snapflow_ros.cli:main",
+            "policy_node = snapflow_ros.nodes.policy_node:main",
+            "heartbeat_node = snapflow_ros.nodes.heartbeat_node:main",
         ],
     },
 )
