@@ -22,7 +22,9 @@ Modes (parameter ``mode``):
 
 - ``realtime``: one control step every 20 ms of wall time, stamps from the node's clock;
 - ``lockstep``: as fast as the commands come. Publishes ``/clock`` (rosgraph_msgs/Clock) with
-  simulated time (monotonic across episodes, 20 ms per step; observations carry these stamps).
+  simulated time (from 0.02 s, 20 ms per step, monotonic across episodes; observations carry
+  these stamps). A policy answers an observation with a trajectory stamped with the
+  observation's stamp (or runs with ``use_sim_time:=true`` and stamps with its clock).
   A step is executed once the queued trajectory reaches its tick (e.g. the policy answered the
   last observation with a point stamped with that observation's stamp); after
   ``lockstep_timeout_s`` of wall time without one, the last target is held for one step.
@@ -115,7 +117,9 @@ class SimRobotNode(Node):
         self.exit_code = 0
         self._cond = threading.Condition()
         self._robot: SimRobot | None = None
-        self._now_ns = 0  # lockstep: simulated time of the next tick
+        # Lockstep: simulated time of the next tick. It starts one tick after zero because a zero
+        # stamp means "now" in ROS (and "no clock yet" to nodes with use_sim_time).
+        self._now_ns = TICK_NS
         self._reset_request: _ResetRequest | None = None
         self._stopping = False
         self._late_ticks = 0
@@ -269,6 +273,9 @@ class SimRobotNode(Node):
             elif -delay > _MAX_CATCH_UP_TICKS * CONTROL_PERIOD_S:
                 self._late_ticks += int(-delay / CONTROL_PERIOD_S)
                 next_wall = time.monotonic()
+                self.get_logger().warning(
+                    f"realtime: simulation cannot keep 50 Hz ({self._late_ticks} ticks dropped "
+                    "so far); use mode:=lockstep on a busy machine", throttle_duration_sec=10.0)
             return not (self._stopping or self._reset_request is not None), next_wall
 
     def _step(self) -> None:
