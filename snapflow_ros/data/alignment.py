@@ -153,7 +153,11 @@ def align_streams(streams: BagStreams, config: BagTopicsConfig) -> AlignmentResu
     period = config.period_ns
     tolerance = int(round(config.tolerance_s * 1e9))
     episodes: list[EpisodeSamples] = []
-    for segment, (start, end) in enumerate(episode_intervals(streams, config)):
+    intervals = episode_intervals(streams, config)
+    if not intervals and streams.marker is not None:
+        warnings.append(f"{streams.path}: topic '{streams.marker.topic}' never starts an "
+                        "episode (no true / 'start' message); skipped (empty episode)")
+    for segment, (start, end) in enumerate(intervals):
         where = f"{streams.path}: episode {segment}"
         # First instant at which every stream has a message no older than the tolerance.
         ready = start

@@ -130,6 +130,12 @@ class ReadSummary:
             seconds=seconds,
         )
 
+    def to_dict(self) -> dict:
+        """JSON-serialisable form (paths as strings)."""
+        data = dataclasses.asdict(self)
+        data["skipped_bags"] = [[str(path), reason] for path, reason in self.skipped_bags]
+        return data
+
     def format(self) -> str:
         """Human-readable multi-line summary."""
         lines = [

@@ -205,3 +205,13 @@ def test_streams_starting_late_start_the_episode_late(tmp_path):
     (episode,), summary = load_episodes([bag], config, progress=False)
     assert episode.timestamps_ns[0] == START_NS + 100 * MS
     assert episode.state[0].tolist() == [10.0] and not summary.dropped
+
+
+def test_a_marker_that_never_starts_an_episode_is_reported(tmp_path, caplog):
+    good = write_demo_bag(tmp_path / "good", n_steps=20, marker=[(0.0, True)])
+    idle = write_demo_bag(tmp_path / "idle", n_steps=20, marker=[(0.1, False)])
+    config = good.config(episode_marker_topic="/episode_marker")
+    with caplog.at_level(logging.WARNING, logger="snapflow_ros.data"):
+        episodes, summary = load_episodes([good.path, idle.path], config, progress=False)
+    assert [e.source for e in episodes] == [good.path]
+    assert any(str(idle.path) in w and "/episode_marker" in w for w in summary.skipped_episodes)

@@ -297,3 +297,11 @@ def test_messages_are_ordered_by_header_stamp_not_arrival(tmp_path):
     assert camera.values[:, 0, 0, 0].tolist() == [0, 20, 40, 60]
     by_arrival = read_bag(bag, _config(time_source="receive")).cameras["top"]
     assert by_arrival.values[:, 0, 0, 0].tolist() == stamps
+
+
+def test_a_storage_file_whose_metadata_was_lost_is_still_a_bag(tmp_path):
+    bag = write_demo_bag(tmp_path / "crashed", n_steps=10)
+    (bag.path / "metadata.yaml").unlink()  # e.g. the recorder was killed
+    (found,) = find_bags(tmp_path)
+    assert found.suffix == ".db3"
+    assert len(read_bag(found, bag.config()).action) == 10

@@ -172,3 +172,24 @@ def test_bag_errors_keep_file_and_topic_across_processes():
     copy = pickle.loads(pickle.dumps(error))
     assert type(copy) is MissingTopicError and str(copy) == str(error)
     assert (str(copy.path), copy.topic) == ("/data/ep7", "/joint_states")
+
+
+def test_default_config_reads_the_simulator_recordings(tmp_path):
+    recording = pytest.importorskip("snapflow_ros.sim.demo_recording")
+    from snapflow_ros.data.config import BagTopicsConfig
+    from snapflow_ros.sim.scripted_expert import Demonstration
+
+    steps, rng = 12, np.random.default_rng(0)
+    demo = Demonstration(
+        task="transfer_cube", seed=0, images=rng.integers(0, 255, (steps, 16, 16, 3), np.uint8),
+        qpos=rng.normal(size=(steps, 14)), qvel=rng.normal(size=(steps, 14)),
+        actions=rng.normal(size=(steps, 14)), rewards=np.zeros(steps), success=True,
+        first_success_step=None)
+    bag = recording.write_demonstration_bag(demo, tmp_path / "sim_bag")
+    config = BagTopicsConfig(task_topic="/task", image_height=16, image_width=16,
+                             min_episode_steps=1)
+    (episode,), _ = load_episodes([bag], config, progress=False)
+    np.testing.assert_array_equal(episode.images["top"], demo.images)
+    np.testing.assert_allclose(episode.state, demo.qpos, rtol=1e-6)
+    np.testing.assert_allclose(episode.action, demo.actions, rtol=1e-6)
+    assert episode.task and len(episode.state_names) == 14

@@ -1,0 +1,144 @@
+# Copyright 2026 The snapflow_ros Authors
+# SPDX-License-Identifier: Apache-2.0
+"""``snapflow export-lerobot``: rosbag2 recordings -> a LeRobotDataset v3, offline.
+
+The bag and topic flags defined here (:func:`add_bag_topic_arguments`) are shared with
+``snapflow train``, so both commands read recordings the same way. A ``--config`` file is the
+trainer's (sections with a ``data:`` section, or the ``snapflow_trainer`` ROS parameter file);
+flags override it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from snapflow_ros.config_fields import ConfigError
+from snapflow_ros.data.config import ACTION_TYPES
+
+
+def _joint_list(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected comma-separated joint names, got {text!r}")
+    return names
+
+
+def add_bag_topic_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--bags``, ``--config`` and the topic flags that fill a BagTopicsConfig."""
+    group = parser.add_argument_group("recordings and topics (override --config)")
+    group.add_argument("--bags", nargs="+", action="extend", metavar="PATH",
+                       help="rosbag2 recordings: bag directories, .mcap / .db3 files or folders "
+                            "holding them")
+    group.add_argument("--config", metavar="FILE",
+                       help="YAML config: sections (data:, train:, policy:) or the "
+                            "snapflow_trainer ROS parameter file (config/train.yaml)")
+    group.add_argument("--camera-topic", action="append", dest="camera_topics", metavar="T",
+                       help="camera topic (sensor_msgs/Image or CompressedImage); repeat for "
+                            "several cameras (replaces the config's cameras)")
+    group.add_argument("--camera-key", action="append", dest="camera_keys", metavar="K",
+                       help="camera name the model uses, one per --camera-topic, in order "
+                            "(default: 'top' for one camera, else from each topic)")
+    group.add_argument("--state-topic", metavar="T", help="sensor_msgs/JointState state topic")
+    group.add_argument("--joint-names", type=_joint_list, metavar="A,B,..",
+                       help="state joints to use, in this order (default: all)")
+    group.add_argument("--action-topic", metavar="T", help="action (command) topic")
+    group.add_argument("--action-type", choices=ACTION_TYPES,
+                       help="action message type of --action-topic")
+    group.add_argument("--rate-hz", type=float, metavar="F",
+                       help="control rate: samples per second on the resampled grid")
+    group.add_argument("--cache-dir", metavar="DIR",
+                       help="keep decoded episodes here so that a rerun skips decoding")
+
+
+def merge_bag_topic_flags(data: dict, args: argparse.Namespace) -> dict:
+    """``data`` (a raw BagTopicsConfig mapping) with the topic flags of ``args`` applied."""
+    data = dict(data)
+    if args.camera_topics:
+        data["camera_topics"] = list(args.camera_topics)
+        # The config's keys named the config's cameras, not these.
+        data.pop("camera_keys", None)
+    if args.camera_keys:
+        data["camera_keys"] = list(args.camera_keys)
+    for flag, key in (("state_topic", "state_topic"), ("joint_names", "joint_names"),
+                      ("action_topic", "action_topic"), ("action_type", "action_type"),
+                      ("rate_hz", "rate_hz")):
+        value = getattr(args, flag)
+        if value is not None:
+            data[key] = value
+    return data
+
+
+def read_config_sections(args: argparse.Namespace) -> dict:
+    """The raw job sections of ``--config`` (empty sections without one)."""
+    from snapflow_ros.training.train_job import read_train_job_yaml
+
+    if args.config:
+        return read_train_job_yaml(args.config)
+    return {"data": {}, "train": {}, "policy": {}}
+
+
+def add_arguments_export_lerobot(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``snapflow export-lerobot``."""
+    add_bag_topic_arguments(parser)
+    parser.add_argument("--out", required=True, metavar="DIR",
+                        help="dataset folder to create (must not exist unless --overwrite)")
+    parser.add_argument("--repo-id", required=True, metavar="NAME",
+                        help="dataset name recorded in it, e.g. my_lab/pick_cube")
+    parser.add_argument("--fps", type=int, metavar="N",
+                        help="frames per second (default: --rate-hz, which must be whole)")
+    parser.add_argument("--robot-type", metavar="NAME", help="robot type recorded in the dataset")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def run_export_lerobot(args: argparse.Namespace) -> int:
+    """Export; 0 on success, 2 on bad input (the message names the file or topic)."""
+    from snapflow_ros.config_fields import config_from_dict
+    from snapflow_ros.data.bag_reader import BagError
+    from snapflow_ros.data.config import BagTopicsConfig
+
+    try:
+        sections = read_config_sections(args)
+        data = config_from_dict(BagTopicsConfig, merge_bag_topic_flags(sections["data"], args),
+                                where="data.")
+        bags = list(args.bags or sections.get("bags") or [])
+        if not bags:
+            raise ConfigError("no bags given: pass --bags PATH ... (or bags: in --config)")
+        out = Path(args.out)
+        if out.exists() and not args.overwrite:
+            raise ConfigError(f"{out} exists: choose another --out or pass --overwrite")
+        if args.fps is not None and args.fps < 1:
+            raise ConfigError(f"--fps {args.fps}: must be >= 1")
+        from snapflow_ros.data.episodes import load_episodes
+        from snapflow_ros.data.lerobot_export import export_lerobot_dataset
+
+        episodes, summary = load_episodes(bags, data, progress=not args.no_progress,
+                                          cache_dir=args.cache_dir or sections.get("cache_dir")
+                                          or None)
+        print(summary.format())
+        path = export_lerobot_dataset(episodes, out, args.repo_id, fps=args.fps,
+                                      robot_type=args.robot_type,
+                                      default_task=data.default_task, overwrite=args.overwrite)
+    except (BagError, ConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:  # the exporter's own checks (e.g. a rate that is not whole Hz)
+        print(f"error: cannot export: {exc}", file=sys.stderr)
+        return 2
+    frames = sum(len(e) for e in episodes)
+    print(f"wrote {len(episodes)} episodes, {frames} frames to {path}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m snapflow_ros.data.export_cli ...`` (same as ``snapflow export-lerobot``)."""
+    parser = argparse.ArgumentParser(prog="snapflow export-lerobot",
+                                     description="Export rosbag2 recordings as a LeRobotDataset.")
+    add_arguments_export_lerobot(parser)
+    return run_export_lerobot(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
