@@ -1,0 +1,334 @@
+# Copyright 2026 The snapflow_ros Authors
+# SPDX-License-Identifier: Apache-2.0
+"""Offline evaluation of checkpoints on held-out recorded episodes, per sampler step count.
+
+Which episodes are scored:
+
+- by default the validation episodes of training: the loaded episodes are split with
+  :func:`~snapflow_ros.data.dataset.split_episodes` using the same ``val_fraction`` and seed as
+  ``snapflow train`` (pass the same bags, so the episode order and therefore the split are the
+  same). The training episodes are never scored;
+- with ``all_episodes=True`` every loaded episode: use this only for recordings that were never
+  trained on.
+
+From the scored episodes ``samples`` frames are drawn without replacement with ``seed`` (the
+same frames for every checkpoint). Each checkpoint predicts a chunk for each frame at every step
+count, from the same starting noise; a SnapFlow checkpoint does so with both k-step samplers
+(``jump``, keyed ``"<steps>"``, and ``euler``, keyed ``"<steps>_euler"``), a teacher with Euler
+only (its ``phi_s`` is zero, so both samplers are identical). The naive 1-step baseline is the
+teacher at ``"1"``. Latency is timed separately on single-observation calls (encode + sample +
+un-normalise), as a robot runs them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from snapflow_ros.config_fields import ConfigError, check_config, config_to_dict, param
+from snapflow_ros.data.episodes import Episode
+from snapflow_ros.evaluation.metrics import per_sample_mse, summarize
+from snapflow_ros.snapflow.sampler import SAMPLER_MODES, predict_action_chunk, sample_noise
+
+DEFAULT_MODE = "jump"
+
+
+@dataclasses.dataclass(frozen=True)
+class OfflineEvalConfig:
+    """What an offline evaluation scores, with which samplers, and how much of it."""
+
+    step_counts: tuple[int, ...] = param((1, 2, 4, 10), "Sampler step counts to evaluate.",
+                                         low=1, high=1000)
+    modes: tuple[str, ...] = param(
+        SAMPLER_MODES, "k-step samplers for SnapFlow checkpoints: jump (chained average-velocity "
+                       "jumps) and/or euler (local velocity); a teacher always uses euler.",
+        choices=SAMPLER_MODES)
+    samples: int = param(500, "Held-out frames scored per checkpoint and step count (fewer if "
+                              "the episodes have fewer).", low=1)
+    seed: int = param(0, "Seed of the frame subsample and of the sampling noise.", low=0)
+    split_seed: int = param(-1, "Seed of the train/validation split (-1: the same as seed); "
+                                "must equal the training run's seed.", low=-1)
+    val_fraction: float = param(0.1, "Fraction of episodes held out, as in training.",
+                                low=0.0, high=0.9)
+    all_episodes: bool = param(False, "Score every episode (recordings never trained on) "
+                                      "instead of the validation split.")
+    spread_seeds: int = param(4, "Noise seeds per observation for the spread metric (< 2: no "
+                                 "spread).", low=0, high=1000)
+    spread_samples: int = param(64, "Frames (the first of the subsample) used for spread.",
+                                low=1)
+    batch_size: int = param(32, "Observations per forward pass when scoring.", low=1)
+    latency_calls: int = param(20, "Timed single-observation calls per step count (after "
+                                   "warm-up); 0 skips timing.", low=0)
+    trajectory_episodes: int = param(2, "Scored episodes whose whole predicted trajectory is "
+                                        "kept for the report plots.", low=0)
+    trajectory_max_steps: int = param(300, "At most this many frames per trajectory.", low=1)
+    device: str = param("cpu", "Torch device: cpu, cuda, cuda:N.")
+
+    def __post_init__(self) -> None:
+        check_config(self)
+        if not self.step_counts:
+            raise ConfigError("step_counts must list at least one step count")
+        if len(set(self.step_counts)) != len(self.step_counts):
+            raise ConfigError(f"step_counts has duplicates: {list(self.step_counts)}")
+        if not self.modes:
+            raise ConfigError("modes must list at least one sampler")
+        if not self.all_episodes and self.val_fraction <= 0:
+            raise ConfigError("val_fraction=0 holds out nothing: give val_fraction > 0, or "
+                              "all_episodes for recordings that were never trained on")
+
+    @property
+    def effective_split_seed(self) -> int:
+        """The seed the train/validation split uses."""
+        return self.seed if self.split_seed < 0 else self.split_seed
+
+
+def result_key(steps: int, mode: str, default_mode: str) -> str:
+    """``"<steps>"`` for the default sampler, ``"<steps>_<mode>"`` for another."""
+    return f"{steps}" if mode == default_mode else f"{steps}_{mode}"
+
+
+def select_episodes(episodes: Sequence[Episode], config: OfflineEvalConfig
+                    ) -> tuple[list[int], str]:
+    """Indices (into ``episodes``) of the episodes to score, and ``"validation"`` or ``"all"``."""
+    from snapflow_ros.data.dataset import split_episodes
+
+    if config.all_episodes:
+        return list(range(len(episodes))), "all"
+    _, val = split_episodes(episodes, val_fraction=config.val_fraction,
+                            seed=config.effective_split_seed)
+    chosen = {id(e) for e in val}
+    return [i for i, e in enumerate(episodes) if id(e) in chosen], "validation"
+
+
+def subsample_frames(lengths: Sequence[int], count: int, seed: int) -> list[tuple[int, int]]:
+    """``count`` distinct ``(episode, frame)`` pairs drawn with ``seed``, in episode order."""
+    total = int(sum(lengths))
+    if total == 0:
+        raise ValueError("the scored episodes have no frames")
+    ends = np.cumsum(lengths)
+    chosen = np.sort(np.random.default_rng(seed).choice(total, size=min(count, total),
+                                                        replace=False))
+    episode = np.searchsorted(ends, chosen, side="right")
+    start = np.concatenate([[0], ends[:-1]])[episode]
+    return [(int(e), int(f)) for e, f in zip(episode, chosen - start)]
+
+
+def _batch(episodes: Sequence[Episode], frames: Sequence[tuple[int, int]], chunk_size: int,
+           device: torch.device) -> dict:
+    """Policy batch for ``(episode, frame)`` pairs (chunks padded past episode ends)."""
+    images: dict[str, list[np.ndarray]] = {key: [] for key in episodes[0].images}
+    states, actions, pads, tasks = [], [], [], []
+    for episode_index, frame in frames:
+        episode = episodes[episode_index]
+        steps = np.arange(frame, frame + chunk_size)
+        pads.append(steps >= len(episode))
+        steps = np.minimum(steps, len(episode) - 1)
+        for key in images:
+            images[key].append(episode.images[key][frame].transpose(2, 0, 1))
+        states.append(episode.state[frame])
+        actions.append(episode.action[steps])
+        tasks.append(episode.task)
+    return {
+        "images": {k: torch.from_numpy(np.stack(v)).to(device) for k, v in images.items()},
+        "state": torch.from_numpy(np.stack(states).astype(np.float32)).to(device),
+        "action": torch.from_numpy(np.stack(actions).astype(np.float32)),
+        "action_is_pad": torch.from_numpy(np.stack(pads)),
+        "task": tasks,
+    }
+
+
+def _predict(policy, episodes, frames, config: OfflineEvalConfig, *, steps: int, mode: str,
+             noise: torch.Tensor, device: torch.device) -> np.ndarray:
+    """Predicted chunks ``(N, H, A)`` (robot units) for ``frames`` from ``noise`` ``(N, H, D)``."""
+    parts = []
+    for start in range(0, len(frames), config.batch_size):
+        rows = frames[start:start + config.batch_size]
+        batch = _batch(episodes, rows, policy.chunk_size, device)
+        chunk = predict_action_chunk(policy, batch, num_steps=steps, mode=mode,
+                                     noise=noise[start:start + len(rows)].to(device))
+        parts.append(chunk.float().cpu().numpy())
+    return np.concatenate(parts, axis=0)
+
+
+def _recorded(episodes, frames, chunk_size) -> tuple[np.ndarray, np.ndarray]:
+    batch = _batch(episodes, frames, chunk_size, torch.device("cpu"))
+    return batch["action"].numpy().astype(np.float64), batch["action_is_pad"].numpy()
+
+
+def _time_calls(policy, episodes, frames, config: OfflineEvalConfig, *, steps: int, mode: str,
+                device: torch.device) -> list[float]:
+    """Wall time (ms) of single-observation calls: encode + sample + un-normalise."""
+    if config.latency_calls <= 0:
+        return []
+    generator = torch.Generator().manual_seed(config.seed + 17)
+    timings = []
+    warmup = 2
+    for call in range(config.latency_calls + warmup):
+        frame = frames[call % len(frames)]
+        batch = _batch(episodes, [frame], policy.chunk_size, device)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        started = time.perf_counter()
+        predict_action_chunk(policy, batch, num_steps=steps, mode=mode, generator=generator)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        if call >= warmup:
+            timings.append((time.perf_counter() - started) * 1e3)
+    return timings
+
+
+def _noise(rows: int, policy, seed: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return sample_noise((rows, policy.chunk_size, policy.action_dim), generator=generator)
+
+
+def checkpoint_modes(stage: str, config: OfflineEvalConfig) -> tuple[list[str], str]:
+    """Samplers to run for a checkpoint of ``stage`` and the one keyed by the bare step count."""
+    if stage == "snapflow":
+        modes = list(config.modes)
+        return modes, DEFAULT_MODE if DEFAULT_MODE in modes else modes[0]
+    return ["euler"], "euler"
+
+
+def _trajectory_frames(episodes, scored, config) -> list[tuple[int, list[tuple[int, int]]]]:
+    chosen = scored[:config.trajectory_episodes]
+    return [(i, [(i, f) for f in range(min(len(episodes[i]), config.trajectory_max_steps))])
+            for i in chosen]
+
+
+def evaluate_checkpoints(checkpoints: Mapping[str, str | Path] | Sequence[str | Path],
+                         episodes: Sequence[Episode], config: OfflineEvalConfig | None = None, *,
+                         progress: bool = True, **overrides: Any) -> dict:
+    """Score each checkpoint on the held-out episodes at every step count (and k-step sampler).
+
+    ``checkpoints``: ``{name: dir}`` or a list of dirs (named by folder). ``overrides`` replace
+    fields of ``config`` (e.g. ``step_counts=(1, 10)``). Returns the JSON-ready result::
+
+        {"checkpoints": {name: {"path", "stage", "policy_type", "step", "modes",
+                                "results": {"<steps>[_euler]": metrics}}},
+         "episodes": [{"index", "name", "source", "frames"}], "split": "validation" | "all",
+         "config": {...}, "trajectories": [...]}
+
+    where ``metrics`` holds :data:`~snapflow_ros.evaluation.metrics.SUMMARY_KEYS` plus
+    ``steps``, ``mode`` and ``per_sample_mse``. Raises ConfigError (e.g.
+    :class:`~snapflow_ros.policies.base.CheckpointMismatchError`) before any scoring.
+    """
+    from snapflow_ros.config_fields import replace_config
+    from snapflow_ros.data.dataset import robot_interface
+    from snapflow_ros.policies.checkpoint import load_policy, read_checkpoint_info
+
+    config = config or OfflineEvalConfig()
+    if overrides:
+        config = replace_config(config, **overrides)
+    if isinstance(checkpoints, Mapping):
+        named = {str(k): Path(v) for k, v in checkpoints.items()}
+    else:
+        named = {}
+        for path in checkpoints:
+            name = Path(path).name
+            if name in named:
+                raise ConfigError(f"two checkpoints are named {name!r}: give them names")
+            named[name] = Path(path)
+    if not named:
+        raise ConfigError("no checkpoint to evaluate")
+    if not episodes:
+        raise ConfigError("no episodes to evaluate on")
+    robot = robot_interface(episodes)
+    device = torch.device(config.device)
+    scored, split = select_episodes(episodes, config)
+    frames_local = subsample_frames([len(episodes[i]) for i in scored], config.samples,
+                                    config.seed)
+    frames = [(scored[e], f) for e, f in frames_local]
+
+    # Read every checkpoint's description and check it fits before spending time on any.
+    infos = {name: read_checkpoint_info(path) for name, path in named.items()}
+    policies = {name: load_policy(path, device=device, expected_robot=robot)
+                for name, path in named.items()}
+
+    plan = []
+    for name, info in infos.items():
+        stage = str(info["info"].get("stage", "teacher"))
+        modes, default_mode = checkpoint_modes(stage, config)
+        for steps in config.step_counts:
+            for mode in modes:
+                plan.append((name, steps, mode, default_mode))
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(plan), desc="evaluating", unit="run")
+
+    out: dict[str, Any] = {"checkpoints": {}}
+    traj_frames = _trajectory_frames(episodes, scored, config)
+    trajectories = [{
+        "index": i,
+        "name": episodes[i].name,
+        "time_s": [float(t) for t in episodes[i].timestamps_s[:len(rows)]],
+        "action_names": list(robot.action_names),
+        "recorded": episodes[i].action[:len(rows)].astype(float).tolist(),
+        "predicted": {},
+    } for i, rows in traj_frames]
+    try:
+        for name, policy in policies.items():
+            info = infos[name]
+            stage = str(info["info"].get("stage", "teacher"))
+            modes, default_mode = checkpoint_modes(stage, config)
+            recorded, is_pad = _recorded(episodes, frames, policy.chunk_size)
+            noise = _noise(len(frames), policy, config.seed)
+            spread_rows = frames[:min(config.spread_samples, len(frames))]
+            spread_noises = [_noise(len(spread_rows), policy, config.seed + 1000 + k)
+                             for k in range(config.spread_seeds if config.spread_seeds >= 2
+                                            else 0)]
+            results = {}
+            for steps in config.step_counts:
+                for mode in modes:
+                    if bar is not None:
+                        bar.set_postfix_str(f"{name} {steps} step(s) {mode}")
+                    kwargs = dict(steps=steps, mode=mode, device=device)
+                    predicted = _predict(policy, episodes, frames, config, noise=noise, **kwargs)
+                    spread = None
+                    if spread_noises:
+                        spread = np.stack([_predict(policy, episodes, spread_rows, config,
+                                                    noise=n, **kwargs) for n in spread_noises])
+                    latencies = _time_calls(policy, episodes, frames, config, **kwargs)
+                    summary = summarize(predicted, recorded, is_pad,
+                                        action_names=robot.action_names, spread_samples=spread,
+                                        latencies_ms=latencies)
+                    summary.update(steps=steps, mode=mode, per_sample_mse=[
+                        float(v) for v in per_sample_mse(predicted, recorded, is_pad)])
+                    results[result_key(steps, mode, default_mode)] = summary
+                    if bar is not None:
+                        bar.update(1)
+            for trajectory, (_, rows) in zip(trajectories, traj_frames):
+                for steps in sorted({min(config.step_counts), max(config.step_counts)}):
+                    first = _predict(policy, episodes, rows, config, steps=steps,
+                                     mode=default_mode, device=device,
+                                     noise=_noise(len(rows), policy, config.seed + 2))[:, 0]
+                    label = f"{name}/{result_key(steps, default_mode, default_mode)}"
+                    trajectory["predicted"][label] = first.astype(float).tolist()
+            out["checkpoints"][name] = {
+                "path": str(info["checkpoint_dir"]),
+                "stage": stage,
+                "policy_type": info["config"].get("policy_type"),
+                "step": info["info"].get("step"),
+                "modes": modes,
+                "default_mode": default_mode,
+                "results": results,
+            }
+    finally:
+        if bar is not None:
+            bar.close()
+    out["episodes"] = [{"index": i, "name": episodes[i].name, "source": str(episodes[i].source),
+                        "segment": int(episodes[i].segment), "frames": len(episodes[i])}
+                       for i in scored]
+    out["split"] = split
+    out["num_episodes_loaded"] = len(episodes)
+    out["config"] = config_to_dict(config)
+    out["trajectories"] = trajectories
+    return out
