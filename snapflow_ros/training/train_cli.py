@@ -37,6 +37,7 @@ from snapflow_ros.data.export_cli import (
 from snapflow_ros.training.config import STAGES, TrainConfig
 from snapflow_ros.training.train_job import (
     TrainJobConfig,
+    TrainNodeConfig,
     set_nested,
     split_override,
     train_job_from_mapping,
@@ -89,12 +90,18 @@ def _route_override(key: str) -> tuple[str, str]:
         return "data", key
     if key in {f.name for f in dataclasses.fields(TrainConfig)}:
         return "train", key
+    if key in {f.name for f in dataclasses.fields(TrainNodeConfig)}:
+        return "node", key
     return "policy", key
 
 
-def job_from_args(args: argparse.Namespace) -> TrainJobConfig:
-    """The :class:`TrainJobConfig` of ``--config``, the flags and ``--set``, in that order."""
+def job_from_args(args: argparse.Namespace) -> tuple[TrainJobConfig, bool]:
+    """The job of ``--config``, the flags and ``--set`` (in that order), and whether to resume.
+
+    ``--resume`` or ``resume: true`` in the config file resumes.
+    """
     sections = read_config_sections(args)
+    resume = bool(args.resume or sections.get("node", {}).get("resume", False))
     sections["data"] = merge_bag_topic_flags(sections["data"], args)
     for flag, key in (("bags", "bags"), ("out", "out_dir"), ("policy", "policy_type"),
                       ("policy_path", "policy_path"), ("init", "init_checkpoint"),
@@ -112,13 +119,15 @@ def job_from_args(args: argparse.Namespace) -> TrainJobConfig:
         section, name = _route_override(key)
         if section == "job":
             sections[name] = value
+        elif section == "node":
+            raise ConfigError(f"--set {key}: node settings do not apply to snapflow train")
         elif section == "policy":
             set_nested(sections["policy"], name, value)
         else:
             sections[section][name] = value
     if "stage" not in sections["train"]:
         raise ConfigError("give --stage teacher|snapflow (or stage: in --config)")
-    return train_job_from_mapping(sections)
+    return train_job_from_mapping(sections), resume
 
 
 def command_line(args: argparse.Namespace) -> str:
@@ -187,7 +196,7 @@ def run_train(args: argparse.Namespace) -> int:
 
     _configure_logging()
     try:
-        job = job_from_args(args)
+        job, resume = job_from_args(args)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -196,7 +205,7 @@ def run_train(args: argparse.Namespace) -> int:
     interrupt = _InterruptRequest()
     try:
         with interrupt:
-            result = run_train_job(job, resume=args.resume, progress=not args.no_progress,
+            result = run_train_job(job, resume=resume, progress=not args.no_progress,
                                    should_stop=interrupt.should_stop,
                                    on_progress=lambda _: setattr(interrupt, "training", True),
                                    log=lambda line: print(line, flush=True),

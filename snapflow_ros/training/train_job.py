@@ -139,6 +139,28 @@ class TrainJobConfig:
         return merged
 
 
+@dataclasses.dataclass(frozen=True)
+class TrainNodeConfig:
+    """How the ``snapflow_trainer`` node runs the job and reports on it.
+
+    Declared here, free of rclpy, so that a job file holding these keys (``config/train.yaml``)
+    loads anywhere; ``snapflow train`` honours ``resume`` and ignores the rest.
+    """
+
+    exit_when_done: bool = param(
+        True, "Exit when the job ends or fails (false: stay up idle, keeping the final "
+        "/diagnostics status and ~/checkpoint available).")
+    resume: bool = param(False, "Continue the run in out_dir from its latest checkpoint.")
+    progress_period_s: float = param(
+        0.5, "Least time between ~/progress messages (s); the first and last step are always "
+        "published.", low=0.0, high=3600.0)
+    diagnostics_period_s: float = param(1.0, "Period of the /diagnostics status (s).",
+                                        low=0.05, high=3600.0)
+
+    def __post_init__(self) -> None:
+        check_config(self)
+
+
 def _deep_copy(mapping: dict) -> dict:
     return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in mapping.items()}
 
@@ -148,21 +170,22 @@ def _field_names(cls: type) -> set[str]:
 
 
 def job_mapping_sections(data: dict) -> dict:
-    """Sort a flat or sectioned mapping into job keys plus ``data`` / ``train`` / ``policy``.
+    """Sort a flat or sectioned mapping into job keys and data, train, policy, node sections.
 
-    Keys of :class:`BagTopicsConfig` or :class:`TrainConfig` found at the top (the ROS
-    parameter form) move into their section. Unknown keys raise :class:`ConfigError`.
+    Keys of :class:`BagTopicsConfig`, :class:`TrainConfig` or :class:`TrainNodeConfig` found at
+    the top (the ROS parameter form) move into their section. Unknown keys raise
+    :class:`ConfigError`.
     """
     job_names = _field_names(TrainJobConfig)
-    out: dict = {"data": {}, "train": {}, "policy": {}}
-    for section in ("data", "train", "policy"):
+    out: dict = {"data": {}, "train": {}, "policy": {}, "node": {}}
+    for section in ("data", "train", "policy", "node"):
         value = data.get(section) or {}
         if not isinstance(value, dict):
             raise ConfigError(f"section '{section}' must be a mapping, got {value!r}")
         out[section].update(value)
     unknown = []
     for key, value in data.items():
-        if key in ("data", "train", "policy"):
+        if key in ("data", "train", "policy", "node"):
             continue
         if key in job_names:
             out[key] = value
@@ -170,19 +193,23 @@ def job_mapping_sections(data: dict) -> dict:
             out["data"][key] = value
         elif key in _field_names(TrainConfig):
             out["train"][key] = value
+        elif key in _field_names(TrainNodeConfig):
+            out["node"][key] = value
         else:
             unknown.append(key)
     if unknown:
         raise ConfigError(
             f"unknown training option(s) {', '.join(sorted(unknown))}; options are the job's "
             f"({', '.join(sorted(job_names - set(SECTIONS) - {'policy'}))}), the data "
-            "section's (BagTopicsConfig) and the train section's (TrainConfig)")
+            "section's (BagTopicsConfig), the train section's (TrainConfig) and the node "
+            "section's (TrainNodeConfig)")
     return out
 
 
 def train_job_from_mapping(data: dict | None) -> TrainJobConfig:
     """Build a :class:`TrainJobConfig` from a sectioned or flat (ROS parameter) mapping."""
     sections = job_mapping_sections(dict(data or {}))
+    config_from_dict(TrainNodeConfig, sections.pop("node"), where="node.")  # checked, not kept
     sections["data"] = config_from_dict(BagTopicsConfig, sections["data"], where="data.")
     sections["train"] = config_from_dict(TrainConfig, sections["train"], where="train.")
     return config_from_dict(TrainJobConfig, sections)
