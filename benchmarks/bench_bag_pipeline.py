@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shutil
 import sys
@@ -73,7 +74,8 @@ def main(argv: list[str] | None = None) -> dict:
     results: dict = {"episodes": args.episodes, "steps": args.steps,
                      "image_size": args.image_size, "storage": args.storage,
                      "encoding": args.encoding, "python": platform.python_version(),
-                     "torch_threads": torch.get_num_threads()}
+                     "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
+                     "load_avg_1min_at_start": round(os.getloadavg()[0], 2)}
     try:
         started = time.perf_counter()
         if bags_dir.exists() and any(bags_dir.iterdir()):

@@ -96,13 +96,13 @@ def episode_intervals(streams: BagStreams, config: BagTopicsConfig) -> list[tupl
     first = min(int(s.stamps_ns[0]) for s in required)
     last = max(int(s.stamps_ns[-1]) for s in required) + 1
     if streams.marker is not None:
-        return _marker_intervals(streams.marker, first, last, streams)
+        return _marker_intervals(streams.marker, last, streams)
     if config.split_on_gap_s > 0:
         return _gap_intervals(required, int(round(config.split_on_gap_s * 1e9)), first, last)
     return [(first, last)]
 
 
-def _marker_intervals(marker: TopicStream, first: int, last: int,
+def _marker_intervals(marker: TopicStream, last: int,
                       streams: BagStreams) -> list[tuple[int, int]]:
     intervals: list[tuple[int, int]] = []
     start: int | None = None
