@@ -100,6 +100,10 @@ def select_episodes(episodes: Sequence[Episode], config: OfflineEvalConfig
 
     if config.all_episodes:
         return list(range(len(episodes))), "all"
+    if len(episodes) < 2:
+        raise ConfigError("only one episode was loaded, so training held none out: score "
+                          "recordings that were never trained on with all_episodes "
+                          "(--all-episodes)")
     _, val = split_episodes(episodes, val_fraction=config.val_fraction,
                             seed=config.effective_split_seed)
     chosen = {id(e) for e in val}

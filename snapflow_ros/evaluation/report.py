@@ -233,10 +233,11 @@ def report_markdown(result: dict, plots: list[tuple[str, str]], title: str) -> s
     episodes = result.get("episodes", [])
     split = result.get("split", "validation")
     lines = [f"# {title}", ""]
-    scored = ("the validation split of training (val_fraction "
-              f"{config.get('val_fraction')}, split seed "
-              f"{config.get('split_seed') if config.get('split_seed', -1) >= 0 else config.get('seed')})"
-              if split == "validation" else "every episode (recordings never trained on)")
+    split_seed = config.get("split_seed", -1)
+    split_seed = split_seed if split_seed is not None and split_seed >= 0 else config.get("seed")
+    scored = (f"the validation split of training (val_fraction {config.get('val_fraction')}, "
+              f"split seed {split_seed})" if split == "validation"
+              else "every episode (recordings never trained on)")
     lines += [f"Scored episodes: {len(episodes)} of {result.get('num_episodes_loaded', '?')} "
               f"loaded, {scored}.", ""]
     lines += ["Per-sample MSE is the mean squared error of one predicted chunk against the "
