@@ -27,7 +27,7 @@ def bags(tmp_path_factory):
     root = tmp_path_factory.mktemp("bags")
     write_demo_bag(root / "ep0", storage="sqlite3", n_steps=12, joint_names=JOINTS,
                    camera_topics=(CAMERA,), task="stack the cups")
-    write_demo_bag(root / "ep1", storage="mcap", n_steps=9, joint_names=JOINTS,
+    write_demo_bag(root / "ep1", storage="mcap", n_steps=14, joint_names=JOINTS,
                    camera_topics=(CAMERA,), task="stack the cups")
     return root
 
@@ -48,9 +48,9 @@ def test_export_with_the_trainer_config_file_and_flag_overrides(bags, tmp_path, 
                   "--robot-type", "arm")
     printed = capsys.readouterr().out
     assert code == 0, printed
-    assert "episodes: 2, samples: 21" in printed and f"to {out}" in printed
+    assert "episodes: 2, samples: 26" in printed and f"to {out}" in printed
     dataset = LeRobotDataset("local/demo", root=out, video_backend="pyav")
-    assert dataset.num_episodes == 2 and len(dataset) == 21 and dataset.fps == 50
+    assert dataset.num_episodes == 2 and len(dataset) == 26 and dataset.fps == 50
     assert dataset.meta.robot_type == "arm"
     assert dataset.features["observation.state"]["names"] == list(JOINTS)
     assert dataset[0]["observation.images.high"].shape == (3, 12, 16)
@@ -73,7 +73,7 @@ def test_a_rate_that_is_not_whole_hz_is_refused_without_leftovers(bags, tmp_path
     out = tmp_path / "datasets" / "demo"
     code = export("--bags", str(bags), "--camera-topic", CAMERA, "--action-topic",
                   "/leader/joint_states", "--action-type", "joint_state", "--rate-hz",
-                  "12.5", "--out", str(out), "--repo-id", "local/demo")
+                  "62.5", "--out", str(out), "--repo-id", "local/demo")
     assert code == 2
     assert "fps" in capsys.readouterr().err
     assert not out.parent.exists() or list(out.parent.iterdir()) == []
