@@ -52,6 +52,10 @@ class BagPlayerConfig:
         True, "Exit (code 0) after the last message; else stay idle until stopped.")
     progress_period_s: float = param(2.0, "Log progress this often (s); 0 disables.",
                                      low=0.0, high=3600.0)
+    timeline_file: str = param(
+        "", "Append one JSON line per pass here: the system time (ns) at which bag time "
+            "bag_first_ns was played, and the rate, so tools can map commands to bag time "
+            "(empty: none).")
 
     def __post_init__(self) -> None:
         check_config(self)
@@ -188,6 +192,12 @@ class ReplayTimeline:
     wall_start_s: float
     first_ns: int
     rate: float
+    system_start_ns: int = 0  # time.time_ns() at wall_start_s
+
+    def record(self) -> dict:
+        """The pass as a JSON-ready record: ``bag = bag_first_ns + rate * (t - system_ns)``."""
+        return {"system_time_ns": self.system_start_ns, "bag_first_ns": self.first_ns,
+                "rate": self.rate}
 
     def bag_time_ns(self, wall_s: float) -> int:
         """Bag time being played at wall time ``wall_s``."""

@@ -14,6 +14,7 @@ recorded (old times): nodes that judge staleness by header stamps should run wit
 from __future__ import annotations
 
 import importlib
+import json
 import sys
 import threading
 import time
@@ -144,7 +145,11 @@ class BagPlayerNode(Node):
         self._clock.publish(msg)
 
     def _play_once(self) -> None:
-        timeline = ReplayTimeline(time.monotonic(), self.playback.first_ns, self.config.rate)
+        timeline = ReplayTimeline(time.monotonic(), self.playback.first_ns, self.config.rate,
+                                  system_start_ns=time.time_ns())
+        if self.config.timeline_file:
+            with open(self.config.timeline_file, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(timeline.record()) + "\n")
         tick_period = 1.0 / self.config.clock_rate_hz if self._clock is not None else None
         on_tick = ((lambda wall: self._publish_clock(timeline, wall))
                    if self._clock is not None else None)

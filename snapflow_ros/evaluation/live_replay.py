@@ -1,0 +1,494 @@
+# Copyright 2026 The snapflow_ros Authors
+# SPDX-License-Identifier: Apache-2.0
+"""Live replay evaluation: held-out bags played into the running policy node, over ROS 2.
+
+For every step count and every bag that holds a held-out episode, the policy node
+(``snapflow_policy``, started here or already running) is configured and activated, the bag's
+camera and joint-state topics are played by the bag player node at their recorded timing, and
+every ``trajectory_msgs/JointTrajectory`` the node publishes is recorded; then the node is
+deactivated and cleaned up (so the next replay starts with an empty observation buffer: the
+replayed header stamps start over).
+
+Time: the bag player writes the system time at which it played its first bag time
+(``timeline_file``), so a system time ``t`` maps to bag time ``first + rate * (t - start)``;
+the median difference between the state stream's stamps and its bag receive times turns that
+into episode (stamp) time. Each trajectory point is due at ``header.stamp + time_from_start``
+(the node's clock: system time, so the node must not use sim time); it is compared with the
+recorded action at that episode time (linear interpolation on the episode's grid). Points
+outside a scored episode are padded; a trajectory without any point inside one (a hold before
+the episode starts) is left out. One trajectory is one sample of
+:func:`~snapflow_ros.evaluation.metrics.summarize`, so the scores include everything the robot
+would see: latency, chunk scheduling, blending and the safety guard.
+
+Latency (ms): ``latency_ms_*`` is the end-to-end latency the node measures itself (its
+``~/latency_ms`` topic, ``input_to_publish``): from the arrival of the camera frame it used to
+the publication of the command. ``camera_age_at_publish_ms_*`` is the trajectory header stamp
+minus the stamp of the newest camera frame played before it (a lower bound: a newer frame may
+have arrived during inference); ``delivery_ms_*`` is receive time minus header stamp of the
+trajectories in this process (it includes this process's own queueing on a busy machine).
+
+The pure parts (timeline, scoring) need neither ROS nor torch; rclpy, the message packages and
+:mod:`snapflow_ros.nodes` are imported only when a replay runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from snapflow_ros.config_fields import ConfigError, check_config, param
+from snapflow_ros.evaluation.metrics import latency_percentiles_ms, per_sample_mse, summarize
+
+POLICY_NODE_MODULE = "snapflow_ros.nodes.policy_node"
+BAG_PLAYER_MODULE = "snapflow_ros.nodes.bag_player_node"
+LATENCY_LABEL = "input_to_publish"
+
+
+class LiveReplayError(ConfigError):
+    """The policy node or the bag player did not do what the replay needs."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LiveReplayConfig:
+    """How the live replay drives the policy node and the bag player."""
+
+    node_name: str = param("snapflow_policy", "Name of the policy node.")
+    node_running: bool = param(False, "Use a running node instead of starting one.")
+    rate: float = param(1.0, "Playback speed factor.", low=0.05, high=100.0)
+    n_act: int = param(0, "Actions executed per chunk (0: the node's setting).", low=0)
+    seed: int = param(0, "Seed of the node's sampling noise (-1: fresh noise).", low=-1)
+    device: str = param("cpu", "The node's inference device: auto, cpu or cuda.",
+                        choices=("auto", "cpu", "cuda"))
+    startup_timeout_s: float = param(120.0, "Wait this long for the node to appear (s).",
+                                     low=1.0)
+    transition_timeout_s: float = param(120.0, "Wait this long for configure etc. (s).",
+                                        low=1.0)
+    settle_s: float = param(0.5, "Keep recording this long after the last message (s).",
+                            low=0.0, high=60.0)
+
+    def __post_init__(self) -> None:
+        check_config(self)
+
+
+# --------------------------------------------------------------------------- pure parts
+
+@dataclasses.dataclass
+class ReceivedTrajectory:
+    """One JointTrajectory as received: times in ns of this machine's system clock."""
+
+    receive_ns: int
+    stamp_ns: int
+    joint_names: tuple[str, ...]
+    times_from_start_ns: np.ndarray  # (P,) int64
+    positions: np.ndarray  # (P, J) float64
+
+
+@dataclasses.dataclass
+class ReplayRecording:
+    """One bag's replay: the player's timeline, the bag's camera times, what the node sent."""
+
+    bag: Path
+    system_start_ns: int = 0  # system time at which bag time bag_first_ns was played
+    bag_first_ns: int = 0
+    header_offset_ns: float = 0.0  # episode (stamp) time minus bag receive time, median
+    camera_receive_ns: np.ndarray = dataclasses.field(
+        default_factory=lambda: np.zeros(0, np.int64))  # bag receive times of camera frames
+    camera_stamp_ns: np.ndarray = dataclasses.field(
+        default_factory=lambda: np.zeros(0, np.int64))  # their stamps (episode time)
+    trajectories: list[ReceivedTrajectory] = dataclasses.field(default_factory=list)
+    node_latency_ms: list[float] = dataclasses.field(default_factory=list)
+
+    def episode_time_ns(self, system_ns: np.ndarray | float, rate: float) -> np.ndarray:
+        """Episode (stamp) time (ns) of system times ``system_ns`` (ns) during this replay."""
+        elapsed = np.asarray(system_ns, dtype=np.float64) - self.system_start_ns
+        return self.bag_first_ns + rate * elapsed + self.header_offset_ns
+
+    def set_timeline(self, record: dict) -> None:
+        """Take the bag player's timeline record (``system_time_ns``, ``bag_first_ns``)."""
+        self.system_start_ns = int(record["system_time_ns"])
+        self.bag_first_ns = int(record["bag_first_ns"])
+
+
+def read_timeline(path: str | Path) -> dict:
+    """The first pass recorded by the bag player in its ``timeline_file``."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8").splitlines()[0])
+    except (OSError, IndexError, ValueError) as exc:
+        raise LiveReplayError(f"the bag player wrote no timeline to {path}: {exc}") from exc
+
+
+def recorded_action_at(episode, bag_ns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Recorded actions ``(P, A)`` at episode times ``bag_ns`` (P,) and which lie inside it."""
+    grid = episode.timestamps_ns.astype(np.float64)
+    inside = (bag_ns >= grid[0]) & (bag_ns <= grid[-1])
+    actions = np.stack([np.interp(bag_ns, grid, episode.action[:, j].astype(np.float64))
+                        for j in range(episode.action.shape[1])], axis=-1)
+    return actions, inside
+
+
+def score_recordings(recordings: Sequence[ReplayRecording], episodes_by_bag: dict,
+                     action_names: Sequence[str], rate: float) -> dict:
+    """Metrics of the received trajectories against the recorded actions (one sample each).
+
+    ``episodes_by_bag`` maps a bag path (str) to its scored episodes.
+    """
+    predicted, recorded, pads = [], [], []
+    camera_age_at_publish, delivery, node_latency = [], [], []
+    names = tuple(action_names)
+    for recording in recordings:
+        episodes = episodes_by_bag.get(str(recording.bag), [])
+        order = np.argsort(recording.camera_receive_ns, kind="stable")
+        camera_receive = np.asarray(recording.camera_receive_ns, np.float64)[order]
+        camera_stamp = np.asarray(recording.camera_stamp_ns, np.float64)[order]
+        node_latency.extend(recording.node_latency_ms)
+        for trajectory in recording.trajectories:
+            if not len(trajectory.times_from_start_ns):
+                continue
+            positions = _in_order(trajectory, names)
+            bag_ns = recording.episode_time_ns(
+                trajectory.stamp_ns + trajectory.times_from_start_ns.astype(np.float64), rate)
+            target = np.zeros_like(positions)
+            valid = np.zeros(len(bag_ns), dtype=bool)
+            for episode in episodes:
+                actions, inside = recorded_action_at(episode, bag_ns)
+                take = inside & ~valid
+                target[take] = actions[take]
+                valid |= inside
+            if not valid.any():
+                continue
+            predicted.append(positions)
+            recorded.append(target)
+            pads.append(~valid)
+            delivery.append((trajectory.receive_ns - trajectory.stamp_ns) / 1e6)
+            # The newest camera frame played before the command was stamped.
+            stamped = float(recording.episode_time_ns(trajectory.stamp_ns, rate))
+            newest = np.searchsorted(camera_receive, stamped - recording.header_offset_ns,
+                                     side="right") - 1
+            if newest >= 0:
+                camera_age_at_publish.append((stamped - camera_stamp[newest]) / rate / 1e6)
+    if not predicted:
+        raise LiveReplayError(
+            "the policy node published no trajectory during the held-out episodes; see its log "
+            "(inputs rejected or stale? n_act larger than the chunk?)")
+    length = max(len(p) for p in predicted)
+    pred = np.zeros((len(predicted), length, len(names)))
+    rec = np.zeros_like(pred)
+    is_pad = np.ones((len(predicted), length), dtype=bool)
+    for row, (p, r, pad) in enumerate(zip(predicted, recorded, pads)):
+        pred[row, :len(p)], rec[row, :len(r)], is_pad[row, :len(pad)] = p, r, pad
+    summary = summarize(pred, rec, is_pad, action_names=names, latencies_ms=node_latency)
+    for label, values in (("camera_age_at_publish_ms", camera_age_at_publish),
+                          ("delivery_ms", delivery)):
+        summary[f"{label}_p50"], summary[f"{label}_p95"] = latency_percentiles_ms(values)
+    summary["num_trajectories"] = len(predicted)
+    summary["per_sample_mse"] = [float(v) for v in per_sample_mse(pred, rec, is_pad)]
+    return summary
+
+
+def _in_order(trajectory: ReceivedTrajectory, names: tuple[str, ...]) -> np.ndarray:
+    """The trajectory's positions ``(P, A)`` with columns in the recordings' action order."""
+    if tuple(trajectory.joint_names) == names:
+        return trajectory.positions
+    index = {n: i for i, n in enumerate(trajectory.joint_names)}
+    missing = [n for n in names if n not in index]
+    if missing:
+        raise LiveReplayError(f"the node commands joints {list(index)}, without {missing} that "
+                              "the recordings hold")
+    return trajectory.positions[:, [index[n] for n in names]]
+
+
+def recording_from_bag(bag: Path, topics) -> ReplayRecording:
+    """A :class:`ReplayRecording` with the bag's camera times and stamp offset filled in."""
+    from snapflow_ros.data.bag_reader import read_bag
+
+    streams = read_bag(bag, topics)
+    state = streams.state
+    offset = float(np.median(state.stamps_ns - state.receive_ns)) if len(state) else 0.0
+    receive = np.concatenate([s.receive_ns for s in streams.cameras.values()])
+    stamps = np.concatenate([s.stamps_ns for s in streams.cameras.values()])
+    return ReplayRecording(bag=Path(bag), header_offset_ns=offset, camera_receive_ns=receive,
+                           camera_stamp_ns=stamps)
+
+
+# ---------------------------------------------------------------------------- ROS side
+
+def _absolute(topic: str) -> str:
+    return topic if topic.startswith("/") else "/" + topic
+
+
+class _Recorder:
+    """The evaluator's subscriptions: the node's commands and its latency reports."""
+
+    def __init__(self, client, *, command_topic: str, latency_topic: str) -> None:
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from std_msgs.msg import Float64MultiArray
+        from trajectory_msgs.msg import JointTrajectory
+
+        self.client = client
+        self.recording: ReplayRecording | None = None
+        reliable = QoSProfile(depth=500, reliability=ReliabilityPolicy.RELIABLE)
+        node = client.node
+        self._subscriptions = [
+            node.create_subscription(JointTrajectory, command_topic, self._on_trajectory,
+                                     reliable),
+            node.create_subscription(Float64MultiArray, latency_topic, self._on_latency,
+                                     reliable),
+        ]
+
+    def close(self) -> None:
+        """Remove the subscriptions."""
+        for subscription in self._subscriptions:
+            self.client.node.destroy_subscription(subscription)
+
+    def _on_trajectory(self, msg) -> None:
+        if self.recording is None:
+            return
+        received = time.time_ns()
+        stamp = int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
+        times = np.array([int(p.time_from_start.sec) * 1_000_000_000
+                          + int(p.time_from_start.nanosec) for p in msg.points], dtype=np.int64)
+        positions = (np.array([list(p.positions) for p in msg.points], dtype=np.float64)
+                     if msg.points else np.zeros((0, len(msg.joint_names))))
+        self.recording.trajectories.append(ReceivedTrajectory(
+            received, stamp, tuple(msg.joint_names), times, positions))
+
+    def _on_latency(self, msg) -> None:
+        if self.recording is None:
+            return
+        labels = msg.layout.dim[0].label.split(",") if msg.layout.dim else []
+        if LATENCY_LABEL in labels and len(msg.data) == len(labels):
+            self.recording.node_latency_ms.append(float(msg.data[labels.index(LATENCY_LABEL)]))
+
+
+class PolicyNodeDriver:
+    """Starts (or finds) the policy node and moves it through its lifecycle."""
+
+    def __init__(self, client, config: LiveReplayConfig, *, log: Callable[[str], None],
+                 start_params: dict | None = None) -> None:
+        self.client = client
+        self.config = config
+        self.log = log
+        self.process = None
+        self.initial_state: str | None = None
+        if not config.node_running:
+            self._start(start_params or {})
+        elif not client.wait_for_node(config.node_name, timeout=10.0):
+            raise LiveReplayError(f"no node named '{config.node_name}' is running on this ROS "
+                                  "graph (same ROS_DOMAIN_ID and transport settings?)")
+        self.initial_state = self.state()
+
+    def _start(self, params: dict) -> None:
+        import sys
+
+        from snapflow_ros.nodes.node_process import NodeProcess, ros_args
+
+        log_path = Path(tempfile.mkstemp(prefix="snapflow_policy_", suffix=".log")[1])
+        self.process = NodeProcess(POLICY_NODE_MODULE, args=ros_args(
+            params=params, node_name=self.config.node_name), env=dict(os.environ),
+            python=sys.executable, log_path=log_path, name="policy_node").start()
+        self.log(f"started the policy node (log: {log_path})")
+        deadline = time.monotonic() + self.config.startup_timeout_s
+        while time.monotonic() < deadline:
+            if self.config.node_name in self.client.node_names():
+                return
+            if not self.process.running:
+                break
+            self.client.spin_for(0.1)
+        raise LiveReplayError(f"the policy node did not start: {self.log_tail()}")
+
+    def log_tail(self, lines: int = 15) -> str:
+        """The last lines the started node printed (empty for a node started elsewhere)."""
+        if self.process is None:
+            return ""
+        return "\n".join(self.process.log_text().splitlines()[-lines:])
+
+    def state(self) -> str:
+        """The node's lifecycle state label."""
+        return self.client.lifecycle_state(self.config.node_name)
+
+    def transition(self, name: str) -> None:
+        """Request a lifecycle transition; raise with the node's log if it is refused."""
+        if not self.client.change_lifecycle_state(self.config.node_name, name,
+                                                  timeout=self.config.transition_timeout_s):
+            raise LiveReplayError(f"the policy node refused '{name}' (state {self.state()}); "
+                                  f"{self.log_tail() or 'see its log'}")
+
+    def set_parameters(self, values: dict) -> None:
+        """Set parameters; raise naming the ones the node refused."""
+        refused = {k: why for k, (ok, why) in self.client.set_parameters(
+            self.config.node_name, values).items() if not ok}
+        if refused:
+            raise LiveReplayError(f"the policy node refused parameters: {refused}")
+
+    def get_parameters(self, names: list[str]) -> dict:
+        """Current values of the node's parameters ``names``."""
+        return self.client.get_parameters(self.config.node_name, names)
+
+    def bring_to(self, target: str) -> None:
+        """Move from the current state to ``unconfigured``, ``inactive`` or ``active``."""
+        order = ["unconfigured", "inactive", "active"]
+        current = self.state()
+        if current not in order or target not in order:
+            raise LiveReplayError(f"cannot bring the policy node from '{current}' to '{target}'")
+        while current != target:
+            step = order.index(target) - order.index(current)
+            name = {("unconfigured", 1): "configure", ("inactive", 1): "activate",
+                    ("active", -1): "deactivate", ("inactive", -1): "cleanup"}[
+                (current, 1 if step > 0 else -1)]
+            self.transition(name)
+            current = self.state()
+
+    def close(self) -> None:
+        """Stop the node if it was started here, else restore its initial state."""
+        if self.process is not None:
+            self.process.stop(timeout=10.0)
+        elif self.initial_state in ("unconfigured", "inactive", "active"):
+            try:
+                self.bring_to(self.initial_state)
+            except Exception as exc:  # noqa: BLE001 - best effort on the way out
+                self.log(f"warning: could not restore the policy node's state: {exc}")
+
+
+def _play(client, recorder: _Recorder, recording: ReplayRecording, *, topics: list[str],
+          remaps: dict[str, str], config: LiveReplayConfig) -> None:
+    """Play ``recording.bag`` with the bag player node while ``recorder`` records into it."""
+    import sys
+
+    from snapflow_ros.nodes.node_process import NodeProcess, ros_args
+
+    workdir = Path(tempfile.mkdtemp(prefix="snapflow_live_"))
+    timeline = workdir / "timeline.jsonl"
+    params = {"bag": str(recording.bag), "topics": topics, "rate": config.rate,
+              "wait_for_subscribers": 1, "wait_timeout_s": 20.0, "exit_when_done": True,
+              "timeline_file": str(timeline), "progress_period_s": 0.0}
+    if remaps:
+        params["remap"] = [f"{k}:={v}" for k, v in remaps.items()]
+    player = NodeProcess(BAG_PLAYER_MODULE, args=ros_args(params=params), env=dict(os.environ),
+                         python=sys.executable, log_path=workdir / "bag_player.log",
+                         name="bag_player")
+    recorder.recording = recording
+    player.start()
+    try:
+        while player.running:
+            client.spin_for(0.05)
+        client.spin_for(config.settle_s)
+    finally:
+        recorder.recording = None
+        code = player.stop(timeout=5.0)
+    if code != 0:
+        raise LiveReplayError(f"the bag player failed on {recording.bag} (exit {code}): "
+                              + "\n".join(player.log_text().splitlines()[-10:]))
+    recording.set_timeline(read_timeline(timeline))
+    import shutil
+
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+def run_live_evaluation(args, checkpoints: dict[str, Path], episodes, topics, config,
+                        log: Callable[[str], None] = print) -> dict:
+    """``snapflow eval --live``: replay the held-out bags into the policy node and score it.
+
+    Returns the offline evaluation's JSON layout (one checkpoint, one result per step count
+    with the checkpoint's default sampler) plus ``"mode": "live"``.
+    """
+    from snapflow_ros.config_fields import config_to_dict
+    from snapflow_ros.evaluation.offline import checkpoint_modes, select_episodes
+    from snapflow_ros.nodes.graph_client import GraphClient
+    from snapflow_ros.policies.checkpoint import read_checkpoint_info
+
+    live = LiveReplayConfig(
+        node_name=args.node_name, node_running=args.node_running, rate=args.rate,
+        n_act=args.n_act or 0, seed=max(args.seed, -1),
+        device="cuda" if str(args.device).startswith("cuda") else "cpu")
+    scored, split = select_episodes(episodes, config)
+    episodes_by_bag: dict[str, list] = {}
+    for index in scored:
+        episodes_by_bag.setdefault(str(episodes[index].source), []).append(episodes[index])
+    bags = [Path(b) for b in episodes_by_bag]
+    action_names = tuple(episodes[0].action_names)
+
+    start_params = {
+        "device": live.device, "seed": live.seed,
+        "camera_topics": list(topics.camera_topics), "camera_keys": list(topics.camera_keys),
+        "joint_state_topic": topics.state_topic,
+    }
+    name, path = next(iter(checkpoints.items())) if checkpoints else (None, None)
+    if path is not None:
+        start_params["checkpoint"] = str(path)
+    client = GraphClient(f"snapflow_eval_{os.getpid()}")
+    driver = None
+    recorder = None
+    results: dict[str, dict] = {}
+    try:
+        driver = PolicyNodeDriver(client, live, log=log, start_params=start_params)
+        if live.node_running:
+            driver.bring_to("unconfigured")
+            if path is not None:
+                driver.set_parameters({"checkpoint": str(path)})
+        node_params = driver.get_parameters(["checkpoint", "camera_topics", "camera_keys",
+                                             "joint_state_topic", "command_topic"])
+        if path is None:
+            path = Path(node_params["checkpoint"] or "")
+            name = path.name or live.node_name
+        info = read_checkpoint_info(path)
+        stage = str(info["info"].get("stage", "teacher"))
+        _, mode = checkpoint_modes(stage, config)
+        node_camera = dict(zip(node_params["camera_keys"] or [],
+                               node_params["camera_topics"] or []))
+        missing = [k for k in topics.camera_keys if k not in node_camera]
+        if missing:
+            raise LiveReplayError(f"the policy node has no camera topic for {missing} (its "
+                                  f"camera_keys: {node_params['camera_keys']})")
+        remaps = {bag_topic: _absolute(node_camera[key]) for bag_topic, key in
+                  zip(topics.camera_topics, topics.camera_keys)}
+        remaps[topics.state_topic] = _absolute(node_params["joint_state_topic"])
+        remaps = {k: v for k, v in remaps.items() if k != v}
+        played = [*topics.camera_topics, topics.state_topic]
+        recorder = _Recorder(client, command_topic=_absolute(node_params["command_topic"]),
+                             latency_topic=f"/{live.node_name}/latency_ms")
+        for steps in config.step_counts:
+            recordings = []
+            for bag in bags:
+                settings: dict[str, Any] = {"num_steps": int(steps), "sampler_mode": mode,
+                                            "task": episodes_by_bag[str(bag)][0].task}
+                if live.n_act:
+                    settings["n_act"] = live.n_act
+                driver.set_parameters(settings)
+                driver.bring_to("active")
+                log(f"live: {name} at {steps} step(s) ({mode}), playing {bag}")
+                recording = recording_from_bag(bag, topics)
+                _play(client, recorder, recording, topics=played, remaps=remaps, config=live)
+                # Clean up, so that the next replay's (earlier) stamps are not refused as old.
+                driver.bring_to("unconfigured")
+                recordings.append(recording)
+            summary = score_recordings(recordings, episodes_by_bag, action_names, live.rate)
+            summary.update(steps=int(steps), mode=mode)
+            results[str(steps)] = summary
+    finally:
+        if recorder is not None:
+            recorder.close()
+        if driver is not None:
+            driver.close()
+        client.close()
+    return {
+        "mode": "live",
+        "checkpoints": {name: {
+            "path": str(info["checkpoint_dir"]), "stage": stage,
+            "policy_type": info["config"].get("policy_type"), "step": info["info"].get("step"),
+            "modes": [mode], "default_mode": mode, "results": results}},
+        "episodes": [{"index": i, "name": episodes[i].name, "source": str(episodes[i].source),
+                      "segment": int(episodes[i].segment), "frames": len(episodes[i])}
+                     for i in scored],
+        "split": split,
+        "num_episodes_loaded": len(episodes),
+        "config": {**config_to_dict(config), "live": config_to_dict(live)},
+        "trajectories": [],
+    }
