@@ -2,6 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """The bag player as a real process: every message arrives, in order, with the recorded timing."""
 
+import json
 import time
 
 import numpy as np
@@ -31,15 +32,17 @@ def _stamp_ns(msg):
 def _play(start_node, graph_client, bag, *, params=None):
     """Subscribe, start the player, collect (arrival time, stamp) per topic until it exits."""
     qos = QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE)
-    received = {"state": [], "image": [], "clock": [], "action": [], "task": []}
+    received = {"state": [], "image": [], "clock": [], "action": [], "task": [],
+                "state_wall": []}
     node = graph_client.node
     subs = [
         node.create_subscription(JointState, bag.action_topic,
                                  lambda m: received["action"].append(_stamp_ns(m)), qos),
         node.create_subscription(String, bag.task_topic,
                                  lambda m: received["task"].append(m.data), qos),
-        node.create_subscription(JointState, bag.state_topic, lambda m: received["state"].append(
-            (time.monotonic(), _stamp_ns(m), list(m.position))), qos),
+        node.create_subscription(JointState, bag.state_topic, lambda m: (
+            received["state"].append((time.monotonic(), _stamp_ns(m), list(m.position))),
+            received["state_wall"].append(time.time())), qos),
         node.create_subscription(Image, bag.camera_topics[0], lambda m: received["image"].append(
             (time.monotonic(), _stamp_ns(m), bytes(m.data[:1]))), qos),
         node.create_subscription(Clock, "/clock", lambda m: received["clock"].append(
@@ -57,8 +60,10 @@ def _play(start_node, graph_client, bag, *, params=None):
 
 
 def test_plays_every_message_in_order_with_the_recorded_timing(start_node, graph_client,
-                                                               demo_bag):
-    received, proc = _play(start_node, graph_client, demo_bag, params={"publish_clock": True})
+                                                               demo_bag, tmp_path):
+    timeline = tmp_path / "timeline.jsonl"
+    received, proc = _play(start_node, graph_client, demo_bag,
+                           params={"publish_clock": True, "timeline_file": str(timeline)})
     written_state = demo_bag.topics[demo_bag.state_topic]
     written_image = demo_bag.topics[demo_bag.camera_topics[0]]
     assert [s for _, s, _ in received["state"]] == written_state.header_ns.tolist()
@@ -79,6 +84,12 @@ def test_plays_every_message_in_order_with_the_recorded_timing(start_node, graph
     bag_start = min(t.receive_ns.min() for t in demo_bag.topics.values())
     bag_end = max(t.receive_ns.max() for t in demo_bag.topics.values())
     assert bag_start - 50_000_000 <= clock[0] and clock[-1] <= bag_end + 50_000_000
+    # The timeline relates system time to bag time: bag = first + rate * (t - system_start).
+    (record,) = [json.loads(line) for line in timeline.read_text().splitlines()]
+    assert record["bag_first_ns"] == bag_start and record["rate"] == 1.0
+    first_state_due = (record["system_time_ns"]
+                       + (written_state.receive_ns[0] - bag_start)) / 1e9
+    assert abs(received["state_wall"][0] - first_state_due) < 0.1
 
 
 def test_rate_two_takes_about_half_the_time(start_node, graph_client, demo_bag):
