@@ -10,6 +10,11 @@ skipped), cross-fading out of the plan over ``blend_steps`` ticks. The next infe
 at most ``prefetch_threshold`` executable points remain, so it runs while the current chunk
 executes.
 
+Output modes: ``stream`` resamples each chunk onto the control timer's ticks (the tick at ``g``
+executes the chunk's trajectory at ``g``, linear between actions) and hands out one point per
+tick (:meth:`ActionChunkScheduler.next_command`); ``trajectory`` keeps the chunk's own times and
+hands out the whole plan when a chunk arrives (:meth:`ActionChunkScheduler.take_trajectory`).
+
 All times are one monotonic clock, in seconds. ``n_act``, ``prefetch_threshold`` and the
 blending settings given to :meth:`ActionChunkScheduler.update_config` apply from the next chunk.
 The scheduler is thread-safe: the inference thread adds chunks while the control timer takes
@@ -93,6 +98,7 @@ class ActionChunkScheduler:
             self._actions = np.empty((0, self._action_dim or 0), dtype=np.float64)
             self._executable = np.empty(0, dtype=bool)
             self._last_time: float | None = None
+            self._ticks: collections.deque = collections.deque(maxlen=32)
             self._last_action: np.ndarray | None = None
             self._new_trajectory = False
 
@@ -129,35 +135,87 @@ class ActionChunkScheduler:
                                  f"the scheduler runs {self._action_dim}")
             self._settings = settings = self._pending_settings
             self._stats["chunks_received"] += 1
-            if self.output_mode == "trajectory":
-                self._consume(t_ready)
             horizon = actions.shape[0]
             n_act = min(settings.n_act, horizon)
-            times = t_obs + np.arange(horizon, dtype=np.float64) * self.period
-            executable = np.arange(horizon) < n_act
-            usable = times >= t_ready - self._half
-            if self._last_time is not None:
-                usable &= times > self._last_time
-            kept = int(np.count_nonzero(executable & usable))
-            self._stats["actions_skipped"] += n_act - kept
+            chunk_times = t_obs + np.arange(horizon, dtype=np.float64) * self.period
+            if self.output_mode == "stream":
+                new_times, new_actions, kept = self._on_tick_grid(
+                    actions, chunk_times, n_act, t_ready)
+            else:
+                self._consume(t_ready)
+                usable = chunk_times >= t_ready - self._half
+                if self._last_time is not None:
+                    usable &= chunk_times > self._last_time
+                first = int(np.argmax(usable)) if usable.any() else horizon
+                new_times, new_actions = chunk_times[first:], actions[first:]
+                kept = max(0, n_act - first)
+            self._stats["actions_skipped"] += max(0, n_act - kept)
             if kept == 0:
                 self._stats["chunks_late"] += 1
                 return 0
-            first = int(np.argmax(executable & usable))
-            new_times, new_actions = times[first:], actions[first:]
             if settings.blending != "none":
-                self._blend_into(new_times, new_actions, min(settings.blend_steps, kept))
-            before = self._times < new_times[0]
+                self._blend_into(new_times, new_actions)
+            # Old points within half a period of the new first one are superseded: a tick would
+            # take only one of the two, and a trajectory controller would make a near-vertical
+            # step between them.
+            before = self._times < new_times[0] - self._half
             self._stats["actions_superseded"] += int(np.count_nonzero(
                 self._executable & ~before))
+            executable = np.arange(len(new_times)) < kept
             self._times = np.concatenate([self._times[before], new_times])
             self._actions = np.concatenate([self._actions[before], new_actions])
-            self._executable = np.concatenate([self._executable[before], executable[first:]])
+            self._executable = np.concatenate([self._executable[before], executable])
             self._new_trajectory = True
             self._stats["chunks_used"] += 1
             return kept
 
-    def _blend_into(self, times: np.ndarray, actions: np.ndarray, steps: int) -> None:
+    def _tick_origin(self) -> float | None:
+        """A time on the control timer's grid, estimated from recent ticks (None: no ticks)."""
+        if not self._ticks:
+            return None
+        ticks = np.fromiter(self._ticks, dtype=np.float64)
+        last = ticks[-1]
+        ticks = ticks[last - ticks <= len(self._ticks) * self.period]
+
+        def offsets(reference: float) -> np.ndarray:
+            return np.mod(ticks - reference + self._half, self.period) - self._half
+
+        # Median lateness, in two passes so that the cluster of ticks is centred away from the
+        # +-half-period wrap before the second median.
+        centre = last + float(np.median(offsets(last)))
+        return centre + float(np.median(offsets(centre)))
+
+    def _on_tick_grid(self, actions: np.ndarray, chunk_times: np.ndarray, n_act: int,
+                      t_ready: float) -> tuple[np.ndarray, np.ndarray, int]:
+        """Stream mode: resample the executable part of a chunk onto the control ticks.
+
+        Returns the new plan's times and actions (the executable points on ticks from the first
+        one the chunk can still make, then the chunk's tail at its own times) and the number of
+        executable points. A tick at ``g`` executes the chunk's trajectory at ``g`` (linear
+        between actions), so the chunk's phase against the timer does not matter.
+        """
+        origin = self._tick_origin()
+        if origin is None:
+            origin = t_ready
+        start = max(t_ready, chunk_times[0]) - self._half
+        end = chunk_times[0] + n_act * self.period - self._half
+        # The small tolerance keeps floating-point noise from moving a tick across a boundary.
+        first = math.ceil((start - origin) / self.period - 1e-6)
+        if self._ticks:
+            # The tick of the last call has been served: the chunk starts at a later one, so
+            # that its first (cross-faded) point is the first one executed.
+            first = max(first, round((self._ticks[-1] - origin) / self.period) + 1)
+        stop = math.ceil((end - origin) / self.period - 1e-6)
+        grid = origin + np.arange(first, max(first, stop), dtype=np.float64) * self.period
+        if self._last_time is not None:
+            grid = grid[grid > self._last_time + 1e-6 * self.period]
+        values = np.stack([np.interp(grid, chunk_times, actions[:, j])
+                           for j in range(actions.shape[1])], axis=1)
+        tail = slice(n_act, None)
+        return (np.concatenate([grid, chunk_times[tail]]),
+                np.concatenate([values, actions[tail]]), len(grid))
+
+    def _blend_into(self, times: np.ndarray, actions: np.ndarray) -> None:
         # The reference is what the robot is commanded now and next: the last command, then the
         # plan (a chunk's unexecuted tail included). Past its end the robot holds its last point.
         ref_times, ref_actions = self._times, self._actions
@@ -166,7 +224,12 @@ class ActionChunkScheduler:
             ref_actions = np.concatenate([self._last_action[None], ref_actions])
         if len(ref_times) == 0:
             return
-        weights = blend_weights(self._settings.blending, steps, self._settings.blend_decay)
+        # The fade lasts blend_steps ticks even if the next chunk arrives first: that chunk then
+        # fades out of this partly blended plan, so no seam is sharper than the setting.
+        settings = self._settings
+        steps = min(settings.blend_steps, len(times))
+        weights = blend_weights(settings.blending, settings.blend_steps,
+                                settings.blend_decay)[:steps]
         reference = np.stack([np.interp(times[:steps], ref_times, ref_actions[:, j])
                               for j in range(ref_actions.shape[1])], axis=1)
         actions[:steps] = weights[:, None] * actions[:steps] + (1.0 - weights[:, None]) * reference
@@ -190,25 +253,26 @@ class ActionChunkScheduler:
     def next_command(self, now: float) -> tuple[float, np.ndarray] | None:
         """Stream mode, once per control tick: ``(time, action (A,))`` to execute now, or None.
 
-        Returns the latest executable point due by ``now + period / 2``; earlier due points are
-        skipped. Times are strictly increasing and never more than one period before ``now``.
+        Points more than half a period old are skipped (counted); the earliest remaining one is
+        executed if it is due within half a period. Chunks are resampled onto the timer's ticks
+        (estimated from these calls), so each tick finds exactly one point while the plan lasts.
+        Times are strictly increasing, in ``[now - period / 2, now + period / 2]``.
         """
         with self._lock:
-            due = np.flatnonzero(self._executable & (self._times <= now + self._half))
-            if len(due) == 0:
+            self._ticks.append(now)
+            late = self._times < now - self._half
+            self._stats["actions_skipped"] += int(np.count_nonzero(late & self._executable))
+            self._keep(~late)
+            executable = np.flatnonzero(self._executable)
+            if len(executable) == 0 or self._times[executable[0]] > now + self._half:
                 if self._last_time is not None:
                     self._stats["idle_ticks"] += 1
                 return None
-            pick = int(due[-1])
+            pick = int(executable[0])
             time, action = float(self._times[pick]), self._actions[pick].copy()
-            self._stats["actions_skipped"] += len(due) - 1
             keep = np.ones(len(self._times), dtype=bool)
             keep[: pick + 1] = False
             self._keep(keep)
-            if time < now - self.period:
-                self._stats["actions_skipped"] += 1
-                self._stats["idle_ticks"] += 1
-                return None
             self._last_time, self._last_action = time, action
             self._stats["commands_issued"] += 1
             return time, action.copy()
