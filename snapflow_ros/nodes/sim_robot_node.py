@@ -11,7 +11,8 @@ Interface (topic names relative, so they can be namespaced and remapped):
   ``header.stamp + time_from_start`` (a zero stamp means on receipt), a new message replaces
   the not-yet-executed points, a single point with ``time_from_start = 0`` is a streamed
   command, an empty message holds the current target; joints left out hold their target
-  (see :mod:`snapflow_ros.sim.trajectory_follower`);
+  (see :mod:`snapflow_ros.sim.trajectory_follower`); a stamp more than 60 s away from the
+  robot's clock (another clock) is treated as zero, with a warning;
 - publishes ``episode/status`` (std_msgs/String, JSON: task, seed, episode, step, reward,
   max_reward, success, first_success_step, done, stamp_s) every ``status_every_steps`` steps,
   at every reset and when an episode ends;
@@ -63,6 +64,8 @@ MODES = ("realtime", "lockstep")
 _JOINT_INDEX = {name: i for i, name in enumerate(ALOHA_JOINT_NAMES)}
 # Realtime: after this many missed ticks the schedule restarts from now instead of catching up.
 _MAX_CATCH_UP_TICKS = 5
+# Trajectory stamps further than this from the robot's clock were taken on another clock.
+_CLOCK_MISMATCH_NS = 60 * 10**9
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,6 +179,15 @@ class SimRobotNode(Node):
                 return
             now = self._clock_ns()
             start = stamp_ns or now
+            if abs(start - now) > _CLOCK_MISMATCH_NS:
+                # Stamped on another clock (wall time against lockstep's simulated time, or the
+                # reverse): executing it "on receipt" is the only meaningful reading.
+                self.get_logger().warning(
+                    f"joint_trajectory stamped {(start - now) * 1e-9:+.1f} s from this robot's "
+                    "clock: executed on receipt. In lockstep mode run the commanding node with "
+                    "use_sim_time:=true (or echo the observation stamp)",
+                    throttle_duration_sec=10.0)
+                start = now
             times, targets = [], []
             for point in msg.points:
                 target = robot.follower.last_command

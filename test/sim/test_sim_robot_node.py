@@ -91,8 +91,9 @@ def test_publishes_observations_follows_commands_resets_and_stops_on_sigint(
     assert client.wait(lambda: client.joints[-1].position[0] > 0.3), \
         f"left waist at {client.joints[-1].position[0]}"
 
-    # A partial command names only the joints it moves; the others hold.
-    client.send([[-0.3]], names=["right_waist"])
+    # A partial command names only the joints it moves; the others hold. Its wall-clock stamp
+    # is on another clock than lockstep's simulated time: it is executed on receipt.
+    client.send([[-0.3]], names=["right_waist"], stamp=graph_client.node.get_clock().now().to_msg())
     assert client.wait(lambda: client.joints[-1].position[7] < -0.2)
     assert client.joints[-1].position[0] > 0.3
 
