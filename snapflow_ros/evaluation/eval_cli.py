@@ -303,6 +303,15 @@ def _eval_config(args: argparse.Namespace, split: dict):
     return replace_config(OfflineEvalConfig(), **changes)
 
 
+def _live_config(args: argparse.Namespace):
+    from snapflow_ros.evaluation.live_replay import LiveReplayConfig
+
+    return LiveReplayConfig(
+        node_name=args.node_name, node_running=args.node_running, rate=args.rate,
+        n_act=args.n_act or 0, seed=args.seed,
+        device="cuda" if str(args.device).startswith("cuda") else "cpu")
+
+
 def run_eval(args: argparse.Namespace) -> int:
     """Run ``snapflow eval``; returns the exit code (0, 2 bad input, 130 interrupted)."""
     from snapflow_ros.data.bag_reader import BagError
@@ -316,6 +325,8 @@ def run_eval(args: argparse.Namespace) -> int:
         if args.live and len(args.checkpoints) > 1:
             raise ConfigError("--live evaluates one checkpoint (the node runs one)")
         _check_output_paths(args)
+        if args.live:
+            _live_config(args)  # refuse a bad --rate / --n-act before reading any bag
         named = parse_checkpoint_specs(args.checkpoints)
         checkpoints = _checkpoint_dirs(named)
         topics, bags, split = _resolve_settings(args, checkpoints, log)
@@ -333,7 +344,8 @@ def run_eval(args: argparse.Namespace) -> int:
         if args.live:
             from snapflow_ros.evaluation.live_replay import run_live_evaluation
 
-            result = run_live_evaluation(args, checkpoints, episodes, topics, config, log=log)
+            result = run_live_evaluation(_live_config(args), next(iter(checkpoints.items()), None),
+                                         episodes, topics, config, log=log)
             title = "SnapFlow live replay evaluation"
         else:
             from snapflow_ros.evaluation.offline import evaluate_checkpoints

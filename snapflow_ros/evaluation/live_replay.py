@@ -392,10 +392,13 @@ def _play(client, recorder: _Recorder, recording: ReplayRecording, *, topics: li
     shutil.rmtree(workdir, ignore_errors=True)
 
 
-def run_live_evaluation(args, checkpoints: dict[str, Path], episodes, topics, config,
-                        log: Callable[[str], None] = print) -> dict:
-    """``snapflow eval --live``: replay the held-out bags into the policy node and score it.
+def run_live_evaluation(live: LiveReplayConfig, checkpoint: tuple[str, Path] | None,
+                        episodes, topics, config, log: Callable[[str], None] = print) -> dict:
+    """Replay the held-out bags into the policy node and score what it commands.
 
+    ``checkpoint``: ``(name, dir)`` to load into the node, or None to use the checkpoint a
+    running node is configured with. ``topics`` is the bags' ``BagTopicsConfig``, ``config``
+    the :class:`~snapflow_ros.evaluation.offline.OfflineEvalConfig` (split, step counts).
     Returns the offline evaluation's JSON layout (one checkpoint, one result per step count
     with the checkpoint's default sampler) plus ``"mode": "live"``.
     """
@@ -404,10 +407,6 @@ def run_live_evaluation(args, checkpoints: dict[str, Path], episodes, topics, co
     from snapflow_ros.nodes.graph_client import GraphClient
     from snapflow_ros.policies.checkpoint import read_checkpoint_info
 
-    live = LiveReplayConfig(
-        node_name=args.node_name, node_running=args.node_running, rate=args.rate,
-        n_act=args.n_act or 0, seed=max(args.seed, -1),
-        device="cuda" if str(args.device).startswith("cuda") else "cpu")
     scored, split = select_episodes(episodes, config)
     episodes_by_bag: dict[str, list] = {}
     for index in scored:
@@ -420,7 +419,7 @@ def run_live_evaluation(args, checkpoints: dict[str, Path], episodes, topics, co
         "camera_topics": list(topics.camera_topics), "camera_keys": list(topics.camera_keys),
         "joint_state_topic": topics.state_topic,
     }
-    name, path = next(iter(checkpoints.items())) if checkpoints else (None, None)
+    name, path = checkpoint if checkpoint is not None else (None, None)
     if path is not None:
         start_params["checkpoint"] = str(path)
     client = GraphClient(f"snapflow_eval_{os.getpid()}")

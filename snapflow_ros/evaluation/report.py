@@ -240,14 +240,30 @@ def report_markdown(result: dict, plots: list[tuple[str, str]], title: str) -> s
               else "every episode (recordings never trained on)")
     lines += [f"Scored episodes: {len(episodes)} of {result.get('num_episodes_loaded', '?')} "
               f"loaded, {scored}.", ""]
-    lines += ["Per-sample MSE is the mean squared error of one predicted chunk against the "
-              "recorded one (robot units, padded steps past an episode end excluded); ``vs ref`` "
-              "is the change of the mean against the first teacher at its most steps. "
-              "``spread`` is the mean per-element std across noise seeds for the same "
-              "observation (low spread: the sampler collapsed to one mode). Latency: one "
-              "observation, encode + sample + un-normalise, on "
-              f"`{config.get('device', '?')}`.", ""]
-    lines += [format_table(result), ""]
+    if result.get("mode") == "live":
+        lines += ["Live replay: the bags were played into the running policy node; each sample "
+                  "is one published JointTrajectory, scored against the recorded actions at "
+                  "the times its points are due (robot units, points outside an episode "
+                  "excluded). Latency: the node's own camera-arrival-to-publish time.", ""]
+    else:
+        lines += ["Per-sample MSE is the mean squared error of one predicted chunk against the "
+                  "recorded one (robot units, padded steps past an episode end excluded). The "
+                  "naive 1-step baseline is the teacher at 1 step. ``spread`` is the mean "
+                  "per-element std across noise seeds for the same observation (low spread: "
+                  "the sampler collapsed to one mode). Latency: one observation, encode + "
+                  f"sample + un-normalise, on `{config.get('device', '?')}`.", ""]
+    lines += ["``vs ref``: change of the mean MSE against the first teacher at its most steps.",
+              "", format_table(result), ""]
+    live_rows = [(n, k, m) for n, k, m in _rows(result) if "delivery_ms_p50" in m]
+    if live_rows:
+        lines += ["| Checkpoint | Steps | trajectories | camera age at publish p50 / p95 (ms) "
+                  "| delivery p50 / p95 (ms) |", "|---|---|---:|---:|---:|"]
+        lines += [f"| {n} | {m['steps']} | {m.get('num_trajectories', '-')} | "
+                  f"{_fmt(m.get('camera_age_at_publish_ms_p50'), 3)} / "
+                  f"{_fmt(m.get('camera_age_at_publish_ms_p95'), 3)} | "
+                  f"{_fmt(m.get('delivery_ms_p50'), 3)} / {_fmt(m.get('delivery_ms_p95'), 3)} |"
+                  for n, _, m in live_rows]
+        lines.append("")
     for file, caption in plots:
         lines += [f"## {caption}", "", f"![{caption}]({file})", ""]
     lines += ["## Episodes", ""]
