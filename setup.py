@@ -65,6 +65,7 @@ setup(
             "snapflow = snapflow_ros.cli:main",
             "policy_node = snapflow_ros.nodes.policy_node:main",
             "heartbeat_node = snapflow_ros.nodes.heartbeat_node:main",
+            "sim_robot = snapflow_ros.nodes.sim_robot_node:main",
         ],
     },
 )
