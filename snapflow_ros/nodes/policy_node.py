@@ -95,6 +95,7 @@ class PolicyNode(LifecycleNode):
         self._last_problem = ""
         self._was_stale = False
         self._state_label = "unconfigured"
+        self._use_sim_time = False
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
     # ------------------------------------------------------------------------ parameters
@@ -163,6 +164,7 @@ class PolicyNode(LifecycleNode):
         from snapflow_ros.runtime.policy_runner import PolicyRunner
 
         config = config_from_parameters(self, PolicyRuntimeConfig)
+        self._use_sim_time = bool(self.get_parameter("use_sim_time").value)
         if not config.checkpoint:
             raise ConfigError("parameter 'checkpoint' is empty: set it to a checkpoint directory")
         started = time.perf_counter()
@@ -290,6 +292,17 @@ class PolicyNode(LifecycleNode):
     def _clock_seconds(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
+    def _now(self) -> float:
+        """The schedule's clock (s): monotonic, or the simulated clock under use_sim_time.
+
+        A lockstep simulator advances only while it has commands, so input ages, action times
+        and inference deadlines must all follow its clock; a real robot uses the monotonic
+        clock, which no NTP step can move.
+        """
+        if self._use_sim_time:
+            return self._clock_seconds()
+        return time.monotonic()
+
     def _reject(self, what: str, exc: InputRejected) -> None:
         self._last_problem = f"{what} rejected: {exc}"
         self.get_logger().warning(self._last_problem, throttle_duration_sec=LOG_THROTTLE_S)
@@ -298,7 +311,7 @@ class PolicyNode(LifecycleNode):
         if not self._active or self._buffer is None:
             return
         try:
-            self._buffer.add_joint_state(msg.name, msg.position, receive_time=time.monotonic(),
+            self._buffer.add_joint_state(msg.name, msg.position, receive_time=self._now(),
                                          stamp=_stamp_seconds(msg.header.stamp),
                                          clock_now=self._clock_seconds())
         except InputRejected as exc:
@@ -310,7 +323,7 @@ class PolicyNode(LifecycleNode):
                 return
             try:
                 self._buffer.add_raw_image(key, msg.encoding, msg.height, msg.width, msg.step,
-                                           msg.data, receive_time=time.monotonic(),
+                                           msg.data, receive_time=self._now(),
                                            stamp=_stamp_seconds(msg.header.stamp),
                                            clock_now=self._clock_seconds())
             except InputRejected as exc:
@@ -323,7 +336,7 @@ class PolicyNode(LifecycleNode):
                 return
             try:
                 self._buffer.add_compressed_image(key, msg.format, msg.data,
-                                                  receive_time=time.monotonic(),
+                                                  receive_time=self._now(),
                                                   stamp=_stamp_seconds(msg.header.stamp),
                                                   clock_now=self._clock_seconds())
             except InputRejected as exc:
@@ -339,10 +352,11 @@ class PolicyNode(LifecycleNode):
     def _inference_loop(self) -> None:
         period = self._config.control_period_s
         while not self._stop_inference.is_set():
-            now = time.monotonic()
+            now = self._now()
             wait = self._scheduler.time_until_inference(now)
             if wait > 0:
-                self._stop_inference.wait(min(wait, period))
+                # Under simulated time the clock may run faster or slower than the wall: poll.
+                self._stop_inference.wait(min(wait, 0.002 if self._use_sim_time else period))
                 continue
             if self._check_stale(now):
                 self._stop_inference.wait(period)
@@ -391,7 +405,7 @@ class PolicyNode(LifecycleNode):
             self._publish_hold(checked.reason)
             self._stop_inference.wait(config.control_period_s)
             return
-        t_ready = time.monotonic()
+        t_ready = self._now()
         self._scheduler.add_chunk(checked.actions, t_obs=observation.time, t_ready=t_ready)
         with self._stats_lock:
             self._counters["chunks_produced"] += 1
@@ -402,7 +416,7 @@ class PolicyNode(LifecycleNode):
         # From the arrival of the newest camera frame used to the command's publication.
         camera_ages = [age for name, age in observation.ages.items() if name != "joint_state"]
         arrival = snapshot_time - min(camera_ages) if camera_ages else observation.time
-        timings["input_to_publish"] = (time.monotonic() - arrival) * 1e3
+        timings["input_to_publish"] = (self._now() - arrival) * 1e3
         self._latency.record_many(timings)
         if self._latency_pub is not None:
             message = Float64MultiArray(data=[float(timings.get(k, 0.0)) for k in LATENCY_LABELS])
@@ -446,7 +460,7 @@ class PolicyNode(LifecycleNode):
         """Stream mode: one guarded point per control tick."""
         if not self._active or self._scheduler is None:
             return
-        command = self._scheduler.next_command(time.monotonic())
+        command = self._scheduler.next_command(self._now())
         if command is None:
             return
         _, action = command
@@ -463,7 +477,7 @@ class PolicyNode(LifecycleNode):
         if self._guard is None or self._command_pub is None or self._config.dry_run:
             return
         measured = self._buffer.measured_position() if self._buffer is not None else None
-        hold = self._guard.hold_position(measured, now=time.monotonic())
+        hold = self._guard.hold_position(measured, now=self._now())
         if hold is None or not np.all(np.isfinite(hold)):
             return
         self._command_pub.publish(self._trajectory_message([(self._config.control_period_s,
@@ -474,7 +488,7 @@ class PolicyNode(LifecycleNode):
 
     def diagnostics_values(self) -> dict[str, Any]:
         """Everything the node reports, as plain values (also used by tests and benchmarks)."""
-        now = time.monotonic()
+        now = self._now()
         values: dict[str, Any] = {"state": self._state_label}
         with self._stats_lock:
             values.update(self._counters)
