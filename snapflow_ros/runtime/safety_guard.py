@@ -165,15 +165,20 @@ class SafetyGuard:
         # Clamping again costs nothing and holds even for a previous command outside limits.
         return np.clip(previous + change, self.lower, self.upper)
 
-    def _first_command(self, target: np.ndarray, measured: object,
-                       counts: dict[str, int]) -> tuple[np.ndarray | None, str, str]:
-        """Check a first command against the measured position; returns (start, kind, reason)."""
+    def _first_command(self, target: np.ndarray, measured: object, counts: dict[str, int],
+                       ticks: float = 1.0) -> tuple[np.ndarray | None, str, str]:
+        """Check a first command, ``ticks`` periods ahead, against the measured position.
+
+        Returns (start position, refusal kind, reason). A robot outside its limits by more than
+        it may move until the command is refused: reaching the limits would break the rate limit.
+        """
         position = None if measured is None else np.asarray(measured, dtype=np.float64)
         if (position is None or position.shape != target.shape
                 or not np.all(np.isfinite(position))):
             return None, "no_measurement", "a first command needs a finite measured position"
-        if np.any(position < self.lower - self.max_delta) or np.any(
-                position > self.upper + self.max_delta):
+        tolerance = self.max_delta * ticks
+        if np.any(position < self.lower - tolerance) or np.any(
+                position > self.upper + tolerance):
             outside = [n for n, p, lo, hi in zip(self.joint_names, position, self.lower,
                                                  self.upper) if not lo <= p <= hi]
             return None, "measured_outside_limits", f"robot outside its limits at {outside}"
@@ -281,7 +286,8 @@ class SafetyGuard:
             targets = self._clamp(targets, counts)
             origin = self._trajectory_position(now)
             if origin is None:
-                origin, kind, reason = self._first_command(targets[0], measured, counts)
+                origin, kind, reason = self._first_command(targets[0], measured, counts,
+                                                           times[0] / self.period)
                 if origin is None:
                     return self._refuse(counts, kind, reason)
             if self._ramp_start is not None:
@@ -314,8 +320,9 @@ class SafetyGuard:
                       now: float | None = None) -> np.ndarray | None:
         """Where to hold ``(A,)``: the command in force at ``now``, the last one, or ``measured``.
 
-        ``now`` applies to trajectory mode. None when there is none of these, or ``measured`` is
-        non-finite or outside the limits (then publish nothing and let the controller hold).
+        ``now`` applies to trajectory mode. ``measured`` is clamped to the limits if it lies at
+        most one tick's change outside them; None when there is nothing to hold, or
+        ``measured`` is non-finite or further out (then publish nothing; the controller holds).
         """
         with self._lock:
             if now is not None and self._trajectory is not None:
@@ -326,9 +333,10 @@ class SafetyGuard:
             return None
         position = np.asarray(measured, dtype=np.float64)
         if (position.shape != (len(self.joint_names),) or not np.all(np.isfinite(position))
-                or np.any(position < self.lower) or np.any(position > self.upper)):
+                or np.any(position < self.lower - self.max_delta)
+                or np.any(position > self.upper + self.max_delta)):
             return None
-        return position.copy()
+        return np.clip(position, self.lower, self.upper)
 
     def counts(self) -> dict[str, int]:
         """Interventions by kind since construction (every kind, zeros included)."""
