@@ -139,15 +139,11 @@ def _processors(lerobot_config: Any, stats: NormalizationStats | None,
                 processor_dir: Path | None) -> tuple[Any, Any]:
     from lerobot.policies.factory import make_pre_post_processors
 
+    from snapflow_ros.policies.lerobot_vla.processor_snapflow import load_processors
+
     if stats is None and processor_dir is not None and (
             processor_dir / "policy_preprocessor.json").is_file():
-        overrides: dict[str, Any] = {"device_processor": {"device": lerobot_config.device}}
-        if hasattr(lerobot_config, "tokenizer_name"):
-            overrides["tokenizer_processor"] = {"tokenizer_name": lerobot_config.tokenizer_name}
-        else:
-            overrides["tokenizer_processor"] = {"tokenizer_name": lerobot_config.vlm_model_name}
-        return make_pre_post_processors(lerobot_config, pretrained_path=str(processor_dir),
-                                        preprocessor_overrides=overrides)
+        return load_processors(processor_dir, lerobot_config, device=lerobot_config.device)
     return make_pre_post_processors(lerobot_config,
                                     dataset_stats=lerobot_dataset_stats(stats))
 
@@ -209,8 +205,13 @@ def build_policy(cls: type[LeRobotVLAPolicy], config: LeRobotVLAConfig, robot: R
     if config.gradient_checkpointing:
         mlps = [m for m in lerobot_policy.model.modules() if type(m).__name__.endswith("MLP")]
         checkpoint_module_calls(mlps)
-    if stats is None and not (processor_dir is not None
-                              and (processor_dir / "policy_preprocessor.json").is_file()):
+    has_processors = processor_dir is not None and (
+        processor_dir / "policy_preprocessor.json").is_file()
+    if stats is None and not has_processors:
+        if lerobot_config is not None:
+            raise ConfigError(
+                "this checkpoint keeps its normalisation only in its LeRobot processors "
+                f"(<checkpoint>/{LEROBOT_DIR}); rebuild it with checkpoint_dir=<checkpoint>")
         stats = NormalizationStats.identity(len(robot.joint_names), len(robot.action_names))
         _use_mean_std(lerobot_policy.config)
     pre, post = _processors(lerobot_policy.config, stats, processor_dir)

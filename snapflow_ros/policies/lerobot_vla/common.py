@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 import torch
 from torch import nn
 
-from snapflow_ros.config_fields import check_config, config_from_dict, param
+from snapflow_ros.config_fields import ConfigError, check_config, config_from_dict, param
 from snapflow_ros.policies.base import Context, FlowMatchingPolicy, RobotInterface
 from snapflow_ros.policies.normalization import NormalizationStats
 
@@ -103,6 +103,21 @@ def lerobot_dataset_stats(stats: NormalizationStats) -> dict[str, dict[str, torc
     }
 
 
+def _batch_key(batch: dict) -> tuple | None:
+    """Identity of a batch and of its values (with tensor versions); None if not trackable."""
+    parts: list = [id(batch)]
+    values = list(batch.items()) + [(f"images.{k}", v) for k, v in
+                                    (batch.get("images") or {}).items()]
+    for name, value in values:
+        version = None
+        if isinstance(value, torch.Tensor):
+            if value.is_inference():
+                return None  # inference tensors have no version counter to check
+            version = value._version
+        parts.append((name, id(value), version))
+    return tuple(parts)
+
+
 class LeRobotVLAPolicy(FlowMatchingPolicy):
     """A ``snapflow_*`` LeRobot policy and its processors as a :class:`FlowMatchingPolicy`.
 
@@ -129,7 +144,8 @@ class LeRobotVLAPolicy(FlowMatchingPolicy):
         self.chunk_size = int(lerobot_config.chunk_size)
         self.action_dim = int(lerobot_config.max_action_dim)
         self._lock = threading.RLock()
-        self._memo: tuple[dict, dict] | None = None
+        # (key, preprocessed batch, the objects the key names: held so their ids stay unique)
+        self._memo: tuple[tuple, dict, list] | None = None
 
     # -- construction ------------------------------------------------------------------------
 
@@ -176,8 +192,29 @@ class LeRobotVLAPolicy(FlowMatchingPolicy):
                          checkpoint_dir=checkpoint_dir, load_weights=False)
 
     def normalization_stats(self) -> NormalizationStats | None:
-        """The mean / std statistics the processors were built from (None: LeRobot's own)."""
-        return self._stats
+        """The mean / std statistics of the processors; None if they normalise otherwise.
+
+        None (e.g. PI05's quantiles kept from a LeRobot checkpoint) means the normalisation
+        lives only in the saved LeRobot processors (``<checkpoint>/lerobot``).
+        """
+        if self._stats is not None:
+            return self._stats
+        from lerobot.configs import NormalizationMode
+        from lerobot.processor import NormalizerProcessorStep
+
+        mapping = self.lerobot_policy.config.normalization_mapping
+        if any(mapping.get(k) != NormalizationMode.MEAN_STD for k in ("STATE", "ACTION")):
+            return None
+        for step in self.preprocessor.steps:
+            if isinstance(step, NormalizerProcessorStep):
+                stats = step.stats or {}
+                try:
+                    state, action = stats["observation.state"], stats["action"]
+                    return NormalizationStats(state["mean"], state["std"], action["mean"],
+                                              action["std"])
+                except (KeyError, ConfigError):
+                    return None
+        return None
 
     def save_extra(self, directory: str | Path) -> None:
         """Write ``<directory>/lerobot``: this policy in LeRobot's ``save_pretrained`` layout.
@@ -289,24 +326,40 @@ class LeRobotVLAPolicy(FlowMatchingPolicy):
             raw["action"] = action
         return raw
 
-    def _preprocess(self, batch: dict) -> dict:
-        """LeRobot's preprocessor on ``batch`` (reused when the same batch comes again)."""
-        with_action = "action" in batch
-        if self._memo is not None and self._memo[0] is batch:
+    @_locked
+    def preprocess(self, batch: dict) -> dict:
+        """LeRobot's preprocessor on our batch layout, tensors on the model's device.
+
+        For a training batch (one with ``action``) the result is kept while the same batch
+        object with the same, unmodified values comes again, so ``encode`` and
+        ``normalized_action_target`` of one step preprocess it once.
+        """
+        key = _batch_key(batch) if "action" in batch else None
+        if key is not None and self._memo is not None and self._memo[0] == key:
             return self._memo[1]
-        processed = self.preprocessor(self._lerobot_batch(batch, with_action=with_action))
+        raw = self._lerobot_batch(batch, with_action="action" in batch)
+        processed = self.preprocessor(raw)
         device = self.device
         processed = {k: v.to(device) if isinstance(v, torch.Tensor) else v
                      for k, v in processed.items()}
-        self._memo = (batch, processed)
+        if key is None:
+            self._memo = None
+        else:
+            held = [batch, *batch.values(), *(batch.get("images") or {}).values()]
+            self._memo = (key, processed, held)
         return processed
+
+    @_locked
+    def encode_preprocessed(self, processed: dict) -> Context:
+        """The VLM prefix of an already preprocessed batch -> its KV cache as tensors."""
+        return self._encode_prefix(processed)
 
     # -- FlowMatchingPolicy ---------------------------------------------------------------------
 
     @_locked
     def encode(self, batch: dict) -> Context:
         """LeRobot's preprocessor, then the VLM prefix once -> its KV cache as tensors."""
-        return self._encode_prefix(self._preprocess(batch))
+        return self._encode_prefix(self.preprocess(batch))
 
     @_locked
     def velocity(self, x: torch.Tensor, s: torch.Tensor, t: torch.Tensor,
@@ -325,7 +378,7 @@ class LeRobotVLAPolicy(FlowMatchingPolicy):
 
         if "action" not in batch:
             raise KeyError("batch has no 'action'")
-        actions = self._preprocess(batch)["action"].float()
+        actions = self.preprocess(batch)["action"].float()
         actions = self._to_model_action_space(actions)
         num_actions = actions.shape[-1]
         x0 = pad_vector(actions, self.action_dim)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -49,6 +50,25 @@ def _tokenizer_from(module: ModuleType, tokenizer_name: str) -> Iterator[None]:
             yield
         finally:
             module.TokenizerProcessorStep = TokenizerProcessorStep
+
+
+def load_processors(folder: str | Path, config: Any, *,
+                    device: str | None = None) -> tuple[Any, Any]:
+    """LeRobot's saved pre/post-processors of checkpoint ``folder``, offline.
+
+    The tokenizer step loads from ``config`` (``tokenizer_name`` for PI0 / PI05, the SmolVLM
+    folder for SmolVLA) instead of the path recorded at training time; ``device`` overrides
+    the device step. Same as ``make_pre_post_processors(config, pretrained_path=folder,
+    preprocessor_overrides=...)`` with those overrides.
+    """
+    from lerobot.policies.factory import make_pre_post_processors
+
+    tokenizer = getattr(config, "tokenizer_name", None) or config.vlm_model_name
+    overrides: dict[str, Any] = {"tokenizer_processor": {"tokenizer_name": str(tokenizer)}}
+    if device is not None:
+        overrides["device_processor"] = {"device": device}
+    return make_pre_post_processors(config, pretrained_path=str(folder),
+                                    preprocessor_overrides=overrides)
 
 
 def make_snapflow_smolvla_pre_post_processors(
