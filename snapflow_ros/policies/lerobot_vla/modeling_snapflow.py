@@ -142,11 +142,20 @@ def _local_checkpoint_dir(name_or_path: str | Path) -> Path:
             "pass the folder of a saved checkpoint") from exc
 
 
-def _normalized_keys(keys: set[str], policy: Any) -> set[str]:
-    """Keys of a weights file as ``policy`` would load them (PI0 / PI05 add ``model.``)."""
-    if isinstance(policy, (PI0Policy, PI05Policy)):
-        return {k if k.startswith("model.") else f"model.{k}" for k in keys}
-    return set(keys)
+def _as_loaded(keys: set[str], policy: Any) -> dict[str, str]:
+    """Keys of a weights file as ``policy`` loads them -> the file's keys.
+
+    PI0 / PI05 rename keys on load (LeRobot's ``_fix_pytorch_state_dict_keys``, then a
+    ``model.`` prefix); that same function is applied here, to names only.
+    """
+    if not isinstance(policy, (PI0Policy, PI05Policy)):
+        return {k: k for k in keys}
+    loaded = {}
+    placeholder = torch.empty(0)
+    for key in keys:
+        for fixed in policy._fix_pytorch_state_dict_keys({key: placeholder}, policy.config):
+            loaded[fixed if fixed.startswith("model.") else f"model.{fixed}"] = key
+    return loaded
 
 
 def verify_target_time_loaded(policy: Any, checkpoint: str | Path) -> None:
@@ -165,8 +174,7 @@ def verify_target_time_loaded(policy: Any, checkpoint: str | Path) -> None:
     state = policy.state_dict()
     expected = {k for k in state if k.startswith(_TARGET_TIME_PREFIX)}
     with safe_open(str(model_file), framework="pt") as weights:
-        raw_keys = set(weights.keys())
-        by_normalized = dict(zip(_normalized_keys_ordered(raw_keys, policy), raw_keys))
+        by_normalized = _as_loaded(set(weights.keys()), policy)
         stored = {k for k in by_normalized if k.startswith(_TARGET_TIME_PREFIX)}
         if stored and not expected:
             raise TargetTimeDroppedError(
@@ -192,11 +200,18 @@ def verify_target_time_loaded(policy: Any, checkpoint: str | Path) -> None:
             raise TargetTimeDroppedError(
                 f"{model_file} lacks {len(missing)} weights of {type(policy).__name__}, e.g. "
                 f"{missing[:5]} (LeRobot's PI0 / PI05 loader only prints this)")
+        _check_shapes(weights, by_normalized, state, model_file)
 
 
-def _normalized_keys_ordered(keys: set[str], policy: Any) -> list[str]:
-    pi = isinstance(policy, (PI0Policy, PI05Policy))
-    return [k if (not pi or k.startswith("model.")) else f"model.{k}" for k in keys]
+def _check_shapes(weights: Any, by_loaded: dict[str, str], state: dict, model_file: Path) -> None:
+    """Raise if a stored tensor's shape differs from the model's (PI0 / PI05 only print it)."""
+    wrong = [f"{key} {tuple(weights.get_slice(name).get_shape())} vs {tuple(state[key].shape)}"
+             for key, name in by_loaded.items()
+             if key in state and tuple(weights.get_slice(name).get_shape()) != tuple(
+                 state[key].shape)]
+    if wrong:
+        raise ConfigError(f"{model_file}: shape mismatch (file vs model, e.g. another image "
+                          f"size): {', '.join(wrong[:5])}")
 
 
 def _untied_missing(policy: Any, state: dict, stored: set[str]) -> list[str]:
@@ -363,11 +378,12 @@ def load_stock_checkpoint(folder: str | Path, **changes: Any) -> Any:
     # Both LeRobot loaders (SmolVLA non-strict; PI0 / PI05 remapping keys) are used as they are;
     # the only keys a stock file may lack are phi_s's.
     policy = cls._load_with_lerobot(folder, config, strict=False)
-    state_keys = set(policy.state_dict())
+    state = policy.state_dict()
     with safe_open(str(model_file), framework="pt") as weights:
-        stored = _normalized_keys(set(weights.keys()), policy)
-    missing = [k for k in _untied_missing(policy, policy.state_dict(), stored)
-               if not k.startswith(_TARGET_TIME_PREFIX) and k in state_keys]
+        by_loaded = _as_loaded(set(weights.keys()), policy)
+        _check_shapes(weights, by_loaded, state, model_file)
+    missing = [k for k in _untied_missing(policy, state, set(by_loaded))
+               if not k.startswith(_TARGET_TIME_PREFIX)]
     if missing:
         raise ConfigError(f"{model_file} lacks {len(missing)} weights of the model, e.g. "
                           f"{missing[:5]}")
