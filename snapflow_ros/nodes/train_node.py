@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import signal
 import sys
 import threading
 import time
@@ -40,6 +41,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
@@ -63,6 +65,8 @@ EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 # A checkpoint or final status published just before exit needs a moment to reach subscribers.
 _LINGER_S = 1.0
+# How long SIGINT waits for the step in progress and the final checkpoint.
+_STOP_TIMEOUT_S = 120.0
 
 
 PARAMETER_CONFIGS = (TrainJobConfig, BagTopicsConfig, TrainConfig, TrainNodeConfig)
@@ -183,7 +187,8 @@ class TrainNode(Node):
                 job, resume=self.node_config.resume, progress=False,
                 on_progress=self._on_progress, on_checkpoint=self._on_checkpoint,
                 should_stop=self._stop.is_set, log=self._log_line,
-                command=f"ros2 run snapflow_ros train_node ({self.get_fully_qualified_name()})")
+                command=f"train_node {self.get_fully_qualified_name()} (parameters: "
+                        f"{Path(job.out_dir) / 'train_job.yaml'})")
         except (BagError, ConfigError) as exc:
             self._fail(str(exc), EXIT_BAD_INPUT)
         except Exception as exc:  # reported on /diagnostics; the node must not crash
@@ -288,9 +293,33 @@ def _format_value(value) -> str:
     return str(value)
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def _spin_until_finished(executor: SingleThreadedExecutor, node: TrainNode,
+                         timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not node.finished and time.monotonic() < deadline:
+        executor.spin_once(timeout_sec=0.1)
+    deadline = time.monotonic() + _LINGER_S
+    while time.monotonic() < deadline:
+        executor.spin_once(timeout_sec=0.05)
+
+
 def main(args: list[str] | None = None) -> int:
-    """Run the trainer node; returns 0 when done, 2 on bad input, 1 on another failure."""
-    rclpy.init(args=args if args is not None else sys.argv)
+    """Run the trainer node; returns 0 when done, 2 on bad input, 1 on another failure.
+
+    SIGINT stops the job after a final checkpoint, which is still published before the process
+    exits; a second SIGINT exits at once.
+    """
+    # Our own SIGINT handling: rclpy's would shut the context down before the final checkpoint
+    # could be announced on ~/checkpoint and /diagnostics.
+    rclpy.init(args=args if args is not None else sys.argv,
+               signal_handler_options=SignalHandlerOptions.NO)
+    # Explicitly: a process started in the background of a shell inherits an ignored SIGINT.
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     node = TrainNode()
     executor = SingleThreadedExecutor()
     executor.add_node(node)
@@ -299,16 +328,21 @@ def main(args: list[str] | None = None) -> int:
         while rclpy.ok():
             executor.spin_once(timeout_sec=0.1)
             if node.finished and node.node_config.exit_when_done:
-                deadline = time.monotonic() + _LINGER_S
-                while time.monotonic() < deadline:
-                    executor.spin_once(timeout_sec=0.05)
+                _spin_until_finished(executor, node, 0.0)
                 break
-    except (KeyboardInterrupt, ExternalShutdownException):
+    except KeyboardInterrupt:
+        node.get_logger().info("interrupted: stopping after a final checkpoint "
+                               "(interrupt again to exit at once)")
+        node.request_stop()
+        try:
+            _spin_until_finished(executor, node, _STOP_TIMEOUT_S)
+        except KeyboardInterrupt:
+            pass
+    except ExternalShutdownException:
         pass
     finally:
         node.request_stop()
-        # The job writes a final checkpoint at its next step before it returns.
-        node.join(timeout=60.0)
+        node.join(timeout=1.0)
         rclpy.try_shutdown()
         executor.shutdown()
         node.destroy_node()

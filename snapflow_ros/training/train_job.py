@@ -316,6 +316,9 @@ def _check_request(job: TrainJobConfig, resume: bool) -> None:
     if job.policy_path and job.init_checkpoint:
         raise ConfigError("give either init_checkpoint (--init) or policy_path (--policy-path), "
                           "not both")
+    if job.policy_path and not (Path(job.policy_path) / "config.json").is_file():
+        raise ConfigError(f"policy_path {job.policy_path}: not a local LeRobot checkpoint "
+                          "folder (no config.json)")
     out_dir = Path(job.out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"output directory {out_dir} exists and is not a directory")
@@ -408,12 +411,19 @@ def _build_new_policy(job: TrainJobConfig, kind: str, robot, stats, overrides: d
     from snapflow_ros.training.trainer import resolve_device
 
     config = dict(overrides)
-    if kind in LEROBOT_POLICY_TYPES:
-        if job.policy_path:
-            config.setdefault("pretrained_path", job.policy_path)
-        config.setdefault("device", str(resolve_device(job.train.device)))
     torch.manual_seed(job.train.seed)
-    return build_policy(kind, config, robot, stats)
+    if kind not in LEROBOT_POLICY_TYPES:
+        return build_policy(kind, config, robot, stats)
+    from snapflow_ros.policies.lerobot_vla.common import LeRobotVLAConfig
+    from snapflow_ros.policies.registry import policy_class
+
+    if job.policy_path:
+        config.setdefault("pretrained_path", job.policy_path)
+    config.setdefault("device", str(resolve_device(job.train.device)))
+    # build(), not the registry's from_policy_config(): that one restores a recorded
+    # architecture without loading weights, and pretrained_path must load them.
+    return policy_class(kind).build(config_from_dict(LeRobotVLAConfig, config, where="policy."),
+                                    robot, stats)
 
 
 def run_train_job(

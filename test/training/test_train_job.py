@@ -216,7 +216,11 @@ def test_single_episode_trains_without_validation(tmp_path):
     assert any("nothing held out" in line for line in lines)
 
 
-def test_policy_path_is_only_for_lerobot_policies(bags, tmp_path):
+def test_policy_path_must_be_a_lerobot_checkpoint_for_a_lerobot_policy(bags, tmp_path):
     job = dataclasses.replace(job_for(bags, tmp_path / "run"), policy_path=str(tmp_path))
-    with pytest.raises(ConfigError, match="policy_path"):
+    with pytest.raises(ConfigError, match="policy_path is for the LeRobot policies"):
         run_train_job(job, progress=False, log=lambda _: None)
+    job = dataclasses.replace(job, policy_type="smolvla", policy={})
+    with pytest.raises(ConfigError, match=r"not a local LeRobot checkpoint.*config\.json"):
+        run_train_job(job, progress=False, log=lambda _: None)
+    assert not (tmp_path / "run").exists()
