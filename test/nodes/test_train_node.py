@@ -20,7 +20,12 @@ from snapflow_ros.nodes.ros_parameters import ros_fields
 from snapflow_ros.nodes.train_node import PARAMETER_CONFIGS, render_params_yaml
 from snapflow_ros.policies.base import RobotInterface
 from snapflow_ros.policies.checkpoint import load_policy, read_checkpoint_info
-from snapflow_ros.training.train_job import TrainJobConfig, load_train_job_yaml
+from snapflow_ros.training.train_job import (
+    TrainJobConfig,
+    load_train_job_yaml,
+    run_train_job,
+    train_job_from_mapping,
+)
 
 pytestmark = pytest.mark.ros
 
@@ -49,6 +54,16 @@ def bags(tmp_path_factory):
     write_demo_bag(root / "ep1", storage="mcap", n_steps=20, joint_names=JOINTS,
                    camera_topics=(CAMERA,))
     return root
+
+
+@pytest.fixture(scope="module")
+def teacher(bags, tmp_path_factory):
+    """A teacher trained in-process with the same tiny settings, for a snapflow run."""
+    out = tmp_path_factory.mktemp("runs") / "teacher"
+    job = train_job_from_mapping({"bags": [str(bags)], "out_dir": str(out), **TINY,
+                                  "steps": 1, "stage": "teacher"})
+    run_train_job(job, progress=False, log=lambda _: None)
+    return out
 
 
 def params_file(tmp_path: Path, **values) -> Path:
@@ -131,13 +146,14 @@ def test_node_trains_reports_progress_and_latches_each_checkpoint(start_node, gr
     assert "Traceback" not in proc.log_text()
 
 
-def test_stop_service_ends_the_run_after_a_checkpoint_and_exits(start_node, graph_client,
-                                                                bags, tmp_path):
+def test_stop_service_ends_a_snapflow_run_after_a_checkpoint_and_exits(
+        start_node, graph_client, bags, teacher, tmp_path):
     out = tmp_path / "run"
     watcher = Watcher(graph_client)
+    tiny = {k: v for k, v in TINY.items() if k != "policy_overrides"}
     proc = start_node(MODULE, params_file=str(params_file(
         tmp_path, bags=[str(bags)], out_dir=str(out), steps=100000, checkpoint_every=0,
-        **TINY)))
+        stage="snapflow", init_checkpoint=str(teacher), **tiny)))
     assert graph_client.spin_until(lambda: len(watcher.progress) >= 2, timeout=90), \
         proc.log_text()
     client = graph_client.node.create_client(Trigger, f"/{NODE}/stop")
@@ -149,8 +165,11 @@ def test_stop_service_ends_the_run_after_a_checkpoint_and_exits(start_node, grap
     assert proc.process.returncode == 0, proc.log_text()
     graph_client.spin_until(lambda: watcher.checkpoints, timeout=5)
     assert watcher.level_seen(DiagnosticStatus.WARN, "stopped on request"), watcher.statuses
-    step = read_checkpoint_info(out)["info"]["step"]
-    assert 2 <= step < 100000
+    assert all(p["stage"] == "snapflow" for p in watcher.progress)
+    info = read_checkpoint_info(out)
+    step = info["info"]["step"]
+    assert info["info"]["stage"] == "snapflow" and 2 <= step < 100000
+    assert info["normalization"] == read_checkpoint_info(teacher)["normalization"]
     assert watcher.checkpoints and Path(watcher.checkpoints[-1]).name == f"step_{step:08d}"
 
 
