@@ -331,10 +331,16 @@ def run_eval(args: argparse.Namespace) -> int:
         checkpoints = _checkpoint_dirs(named)
         topics, bags, split = _resolve_settings(args, checkpoints, log)
         config = _eval_config(args, split)
-        if args.threads > 0:
-            import torch
+        import torch
 
+        if args.threads > 0:
             torch.set_num_threads(args.threads)
+        try:
+            device = torch.device(args.device)
+        except RuntimeError as exc:
+            raise ConfigError(f"--device {args.device}: {exc}") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ConfigError(f"--device {args.device}: CUDA is not available here")
         from snapflow_ros.data.episodes import load_episodes
 
         episodes, summary = load_episodes(bags, topics, progress=not args.no_progress,

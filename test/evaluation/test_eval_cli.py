@@ -105,11 +105,44 @@ def test_bad_inputs_exit_2_with_a_message_and_no_output(trained_runs, demo_bags,
         (["--checkpoint", str(tmp_path / "missing"), "--bags", str(bag_dir)],
          "does not exist"),
         (["--bags", str(bag_dir)], "no checkpoint given"),
+        (["--checkpoint", str(trained_runs["teacher"]), "--bags", str(bag_dir), "--device",
+          "nonsense"], "--device nonsense"),
+        (["--checkpoint", str(trained_runs["teacher"]), "--bags", str(bag_dir), "--samples",
+          "0"], "samples=0"),
         (["--checkpoint", str(trained_runs["teacher"]), "--checkpoint",
           str(trained_runs["teacher"]), "--bags", str(bag_dir)], "named 'teacher'"),
     ]
     for argv, message in cases:
-        code, _, stderr = run_cli(["eval", *argv, "--steps", "1", *outputs, *FAST])
+        code, _, stderr = run_cli(["eval", "--steps", "1", *outputs, *FAST, *argv])
         assert code == 2, (argv, stderr)
         assert message in stderr, (argv, stderr)
         assert not out_json.exists() and not report.exists()
+
+
+def test_config_file_gives_topics_and_split_for_a_checkpoint_outside_its_run(
+        trained_runs, demo_bags, tmp_path):
+    import shutil
+
+    from snapflow_ros.policies.checkpoint import resolve_checkpoint
+
+    copied = tmp_path / "deployed"
+    shutil.copytree(resolve_checkpoint(trained_runs["snap"]), copied)
+    bag_dir, bags = demo_bags
+    config = tmp_path / "eval.yaml"
+    config.write_text(
+        f"bags: [{bag_dir}]\n"
+        "data:\n  camera_topics: [/camera/top/image_raw]\n"
+        "  action_topic: /leader/joint_states\n  action_type: joint_state\n"
+        "  min_episode_steps: 1\n"
+        f"train:\n  seed: {SPLIT_SEED}\n  val_fraction: {VAL_FRACTION}\n")
+    out_json = tmp_path / "eval.json"
+    code, _, stderr = run_cli(["eval", "--checkpoint", f"deployed={copied}", "--config",
+                               str(config), "--steps", "1", "--json", str(out_json), *FAST])
+    assert code == 0, stderr
+    result = json.loads(out_json.read_text())
+    assert (result["config"]["val_fraction"], result["config"]["split_seed"]) == (
+        VAL_FRACTION, SPLIT_SEED)
+    episodes, _ = load_episodes(bag_dir, bags[0].config(image_height=16, image_width=16),
+                                progress=False)
+    _, val = split_episodes(episodes, val_fraction=VAL_FRACTION, seed=SPLIT_SEED)
+    assert [e["source"] for e in result["episodes"]] == [str(e.source) for e in val]
