@@ -66,6 +66,7 @@ setup(
             "policy_node = snapflow_ros.nodes.policy_node:main",
             "heartbeat_node = snapflow_ros.nodes.heartbeat_node:main",
             "sim_robot = snapflow_ros.nodes.sim_robot_node:main",
+            "train_node = snapflow_ros.nodes.train_node:main",
         ],
     },
 )

@@ -68,7 +68,10 @@ def build_parser(available_only: bool = True) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run ``snapflow COMMAND ...``; returns the process exit code."""
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    # The exact command line, recorded in checkpoints and reports.
+    args.argv = ["snapflow", *argv]
     if not args.command:
         parser.print_help()
         return 2

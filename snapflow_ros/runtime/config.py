@@ -52,7 +52,7 @@ class PolicyRuntimeConfig:
     )
     joint_state_topic: str = param("joint_states", "sensor_msgs/JointState input topic.")
     camera_topics: tuple[str, ...] = param(
-        ("camera/top/image_raw",), "Image topics, one per entry of camera_keys."
+        ("camera/image_raw",), "Image topics, one per entry of camera_keys."
     )
     camera_keys: tuple[str, ...] = param(
         ("top",), "Checkpoint camera key fed by the camera topic at the same index."

@@ -90,6 +90,7 @@ def test_bringup_configures_and_activates(ros_env, tmp_path, graph_client):
         assert graph_client.wait_for_node("snapflow_policy", timeout=60)
         assert graph_client.spin_until(
             lambda: graph_client.lifecycle_state("snapflow_policy") == "active", 60)
+        graph_client.spin_for(2.0)  # let bringup receive the transition's reply
     finally:
         process.send_signal(2)
         output = process.communicate(timeout=30)[0]
