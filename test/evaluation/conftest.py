@@ -4,20 +4,9 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
-
 import pytest
 from bag_fixtures import write_demo_bag
-
-# The runs' held-out split: 2 of 5 episodes, seed 3 (not the evaluation defaults 0.1 / 0).
-VAL_FRACTION = 0.4
-SPLIT_SEED = 3
-TINY_POLICY = ("chunk_size=5", "cnn_channels=[4,8]", "hidden_dim=16", "num_layers=1",
-               "num_heads=2", "time_encoding_dim=8", "target_time_hidden_dim=8",
-               "num_keypoints=4")
-TOPIC_ARGS = ["--camera-topic", "/camera/top/image_raw", "--action-topic",
-              "/leader/joint_states", "--action-type", "joint_state"]
+from evaluation_fixtures import SPLIT_SEED, TINY_POLICY, TOPIC_ARGS, VAL_FRACTION, run_cli
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -29,16 +18,6 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
-
-
-def run_cli(argv: list[str]) -> tuple[int, str, str]:
-    """Run ``snapflow ARGV`` in-process: (exit code, stdout, stderr)."""
-    from snapflow_ros.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(argv)
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(scope="session")

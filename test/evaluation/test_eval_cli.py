@@ -6,7 +6,7 @@ import json
 
 import pytest
 from bag_fixtures import write_demo_bag
-from conftest import SPLIT_SEED, VAL_FRACTION, run_cli
+from evaluation_fixtures import SPLIT_SEED, VAL_FRACTION, run_cli
 
 from snapflow_ros.data.dataset import split_episodes
 from snapflow_ros.data.episodes import load_episodes

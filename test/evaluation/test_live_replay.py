@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SPLIT_SEED, VAL_FRACTION, run_cli
+from evaluation_fixtures import SPLIT_SEED, VAL_FRACTION, run_cli
 
 from snapflow_ros.data.dataset import split_episodes
 from snapflow_ros.data.episodes import Episode, load_episodes

@@ -4,7 +4,7 @@
 
 import numpy as np
 import pytest
-from conftest import SPLIT_SEED, VAL_FRACTION
+from evaluation_fixtures import SPLIT_SEED, VAL_FRACTION
 
 from snapflow_ros.config_fields import ConfigError
 from snapflow_ros.data.dataset import split_episodes
