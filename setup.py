@@ -67,6 +67,7 @@ setup(
             "heartbeat_node = snapflow_ros.nodes.heartbeat_node:main",
             "sim_robot = snapflow_ros.nodes.sim_robot_node:main",
             "train_node = snapflow_ros.nodes.train_node:main",
+            "bag_player = snapflow_ros.nodes.bag_player_node:main",
         ],
     },
 )

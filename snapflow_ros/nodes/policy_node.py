@@ -169,7 +169,8 @@ class PolicyNode(LifecycleNode):
             raise ConfigError("parameter 'checkpoint' is empty: set it to a checkpoint directory")
         started = time.perf_counter()
         seed = config.seed if config.seed >= 0 else None
-        self._runner = PolicyRunner(config.checkpoint, device=config.device, seed=seed)
+        self._runner = PolicyRunner(config.checkpoint, device=config.device, seed=seed,
+                                    num_threads=config.torch_threads)
         robot = self._runner.robot
         config = resolve_for_policy(config, robot.joint_names, robot.action_names,
                                     robot.camera_keys, self._runner.chunk_size)
@@ -227,6 +228,9 @@ class PolicyNode(LifecycleNode):
         """Start acting: reset the schedule and guard, start the inference thread. -> active."""
         self._scheduler.reset()
         self._guard.reset()
+        # Inputs from before a deactivation are stale, and a replayed recording restarts its
+        # stamps: begin from an empty buffer.
+        self._buffer.clear()
         self._was_stale = False
         self._stop_inference.clear()
         self._inference_thread = threading.Thread(target=self._inference_loop,

@@ -37,6 +37,9 @@ class PolicyRuntimeConfig:
     device: str = param("auto", "Inference device; auto picks cuda when available.",
                         choices=DEVICES)
     seed: int = param(-1, "Seed of the sampling noise; -1 draws fresh noise every run.", low=-1)
+    torch_threads: int = param(
+        0, "CPU threads torch may use for inference (0: torch's default). On small CPUs shared "
+        "with the ROS executor, 1 or 2 avoids oversubscription.", low=0, high=256)
     num_steps: int = param(1, "Sampler steps per chunk (1 = SnapFlow's one-step jump).",
                            low=1, high=100, runtime=True)
     sampler_mode: str = param("jump", "k-step integration: chained jumps or local Euler.",

@@ -53,12 +53,17 @@ class PolicyRunner:
 
     ``expected_robot``: the joints and cameras the robot offers; a checkpoint trained for
     others is refused with a message naming the difference. ``seed``: seeds the sampling noise
-    (None or negative: fresh noise).
+    (None or negative: fresh noise). ``num_threads``: torch CPU threads (0: torch's default).
     """
 
     def __init__(self, checkpoint_path: str | Path, device: str = "auto",
-                 expected_robot: RobotInterface | None = None, seed: int | None = None) -> None:
+                 expected_robot: RobotInterface | None = None, seed: int | None = None,
+                 num_threads: int = 0) -> None:
         from snapflow_ros.policies.checkpoint import load_policy
+
+        if num_threads > 0:
+            # Process-wide in torch: the runner is the only torch user of a policy node.
+            torch.set_num_threads(int(num_threads))
 
         self.device = resolve_device(device)
         self.policy = load_policy(checkpoint_path, device=self.device,
