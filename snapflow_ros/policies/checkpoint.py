@@ -216,8 +216,9 @@ def save_checkpoint(policy: FlowMatchingPolicy, directory: str | Path, *, stage:
     run_dir = Path(directory)
     checkpoints = run_dir / CHECKPOINTS_DIR
     checkpoints.mkdir(parents=True, exist_ok=True)
-    for leftover in checkpoints.glob(".tmp-*"):  # from a save that was killed
-        shutil.rmtree(leftover, ignore_errors=True)
+    for pattern in (".tmp-*", ".old-*"):  # left behind by a save that was killed
+        for leftover in checkpoints.glob(pattern):
+            shutil.rmtree(leftover, ignore_errors=True)
     target = export_checkpoint(policy, checkpoints / f"step_{step:08d}", stage=stage, step=step,
                                command=command, train_state=train_state)
     _write_text_atomically(run_dir / LATEST_FILE, f"{CHECKPOINTS_DIR}/{target.name}\n")

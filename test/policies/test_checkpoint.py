@@ -187,12 +187,15 @@ def test_hard_kill_leftovers_and_a_dangling_latest_are_survived(tmp_path):
     leftover = tmp_path / "checkpoints" / ".tmp-step_00000003-abc"
     leftover.mkdir()
     (leftover / "model.safetensors").write_bytes(b"partial")
+    replaced = tmp_path / "checkpoints" / ".old-step_00000002-abc"  # killed while replacing
+    replaced.mkdir()
     assert latest_checkpoint(tmp_path).name == "step_00000002"
     # latest naming a checkpoint that is gone falls back to the newest complete one.
     (tmp_path / "latest").write_text("checkpoints/step_00000099\n")
     assert latest_checkpoint(tmp_path).name == "step_00000002"
     save_checkpoint(policy, tmp_path, stage="teacher", step=3)
-    assert not leftover.exists() and latest_checkpoint(tmp_path).name == "step_00000003"
+    assert not leftover.exists() and not replaced.exists()
+    assert latest_checkpoint(tmp_path).name == "step_00000003"
 
 
 def test_saving_the_same_step_again_replaces_it(tmp_path):
