@@ -20,6 +20,10 @@ DEVICES = ("auto", "cpu", "cuda")
 # The two ways :func:`snapflow_ros.snapflow.sampler.predict_action_chunk` integrates k > 1 steps
 # with a SnapFlow model: chained (s, t) jumps, or plain Euler with the local velocity (s = t).
 SAMPLER_MODES = ("jump", "euler")
+# How the inference path is accelerated (see snapflow_ros.runtime.fast_inference): "none" is
+# the plain sampler; the others run the same computation through static buffers.
+ACCELERATIONS = ("none", "compile", "cuda_graph", "compile_cuda_graph")
+INFERENCE_DTYPES = ("float32", "bfloat16")
 OUTPUT_MODES = ("trajectory", "stream")
 BLENDINGS = ("none", "linear", "exponential")
 FIRST_COMMAND_MODES = ("refuse", "ramp")
@@ -48,6 +52,14 @@ class PolicyRuntimeConfig:
                       runtime=True)
     chunk_size: int = param(0, "Chunk length H of the loaded checkpoint (0 = not loaded yet).",
                             low=0, ros=False)
+    accelerate: str = param(
+        "none", "Inference fast path: none (plain sampler), compile (torch.compile of the expert "
+        "call), cuda_graph (prefix and sampler replayed as CUDA graphs; CUDA only) or "
+        "compile_cuda_graph (both). Compiling / capturing happens in configure.",
+        choices=ACCELERATIONS)
+    inference_dtype: str = param(
+        "float32", "Precision of prefix and expert: float32, or bfloat16 autocast (GPUs; changes "
+        "actions by about 1% of their spread).", choices=INFERENCE_DTYPES)
 
     # --- robot interface ------------------------------------------------------------------------
     joint_names: tuple[str, ...] = param(

@@ -54,11 +54,15 @@ class PolicyRunner:
     ``expected_robot``: the joints and cameras the robot offers; a checkpoint trained for
     others is refused with a message naming the difference. ``seed``: seeds the sampling noise
     (None or negative: fresh noise). ``num_threads``: torch CPU threads (0: torch's default).
+    ``accelerate`` / ``inference_dtype``: the fast path of
+    :class:`~snapflow_ros.runtime.fast_inference.FastInference` (``"none"`` / ``"float32"``,
+    the defaults, keep the plain sampler); compiling and graph capture happen in :meth:`warmup`.
     """
 
     def __init__(self, checkpoint_path: str | Path, device: str = "auto",
                  expected_robot: RobotInterface | None = None, seed: int | None = None,
-                 num_threads: int = 0) -> None:
+                 num_threads: int = 0, accelerate: str = "none",
+                 inference_dtype: str = "float32") -> None:
         from snapflow_ros.policies.checkpoint import load_policy
 
         if num_threads > 0:
@@ -74,6 +78,12 @@ class PolicyRunner:
         if seed is not None and seed >= 0:
             self._generator = torch.Generator(device=self.device).manual_seed(int(seed))
         self._lock = threading.Lock()
+        self._fast = None
+        if accelerate != "none" or inference_dtype != "float32":
+            from snapflow_ros.runtime.fast_inference import FastInference, FastInferenceConfig
+
+            self._fast = FastInference(self.policy, FastInferenceConfig(
+                accelerate=accelerate, dtype=inference_dtype))
 
     @property
     def action_names(self) -> tuple[str, ...]:
@@ -124,10 +134,14 @@ class PolicyRunner:
             batch = self.build_batch(observation)
             self._synchronize()
             encoded = time.perf_counter()
+            generator = generator if generator is not None else self._generator
             with torch.inference_mode():
-                chunk = predict_action_chunk(
-                    self.policy, batch, num_steps=num_steps, mode=mode,
-                    generator=generator if generator is not None else self._generator)
+                if self._fast is not None:
+                    chunk = self._fast.predict(batch, num_steps=num_steps, mode=mode,
+                                               generator=generator)
+                else:
+                    chunk = predict_action_chunk(self.policy, batch, num_steps=num_steps,
+                                                 mode=mode, generator=generator)
             self._synchronize()
             sampled = time.perf_counter()
             actions = chunk[0].detach().to("cpu", torch.float64).numpy()
@@ -141,15 +155,17 @@ class PolicyRunner:
         return InferenceResult(actions, timings, num_steps, mode)
 
     def warmup(self, iterations: int = 2, num_steps: int = 1,
-               mode: str = "jump") -> InferenceResult | None:
+               mode: str = "jump", task: str = "") -> InferenceResult | None:
         """Run ``iterations`` inferences on a blank observation (lazy init, kernel autotuning).
 
-        Uses its own noise, so a seeded runner's later chunks do not depend on the warm-up.
+        Uses its own noise, so a seeded runner's later chunks do not depend on the warm-up. With
+        an ``accelerate`` option this compiles / captures the path for ``num_steps`` and ``mode``
+        (and for ``task``'s prompt length, which can decide input shapes).
         """
         blank = np.zeros((self.robot.image_height, self.robot.image_width, 3), dtype=np.uint8)
         observation = _BlankObservation(
             images={key: blank for key in self.robot.camera_keys},
-            state=np.zeros(len(self.robot.joint_names)), task="")
+            state=np.zeros(len(self.robot.joint_names)), task=task)
         generator = torch.Generator(device=self.device).manual_seed(0)
         result = None
         for _ in range(iterations):
@@ -162,6 +178,9 @@ class PolicyRunner:
         cuBLAS keeps its per-process workspace (about 32 MB on an H100) until the process ends.
         """
         with self._lock:
+            if self._fast is not None:
+                self._fast.close()
+                self._fast = None
             self.policy = None
             self._generator = None
         gc.collect()
