@@ -82,7 +82,8 @@ class PolicyRuntimeConfig:
     expected_image_width: int = param(
         0, "Reject camera images of another width (pixels, 0 = any).", low=0, high=16384
     )
-    task_topic: str = param("", "Optional std_msgs/String topic that replaces task (empty = off).")
+    task_topic: str = param(
+        "task", "std_msgs/String topic (latched) whose text replaces `task` (empty = off).")
     command_topic: str = param("joint_trajectory", "trajectory_msgs/JointTrajectory output topic.")
 
     # --- chunk execution ------------------------------------------------------------------------

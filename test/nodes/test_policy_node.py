@@ -220,3 +220,29 @@ def test_bad_checkpoint_fails_configure_then_a_good_one_works(start_node, graph_
     assert graph_client.change_lifecycle_state(NODE, "configure"), proc.log_text()
     assert graph_client.change_lifecycle_state(NODE, "activate")
     assert graph_client.spin_until(lambda: len(robot.trajectories) >= 2, 20)
+
+
+def test_stream_mode_dry_run_and_stop_on_deactivate(start_node, graph_client, robot, checkpoint):
+    _start(start_node, graph_client, checkpoint, output_mode="stream", blending="linear",
+           prefetch_threshold=2, deactivate_behavior="stop", dry_run=True)
+    assert graph_client.change_lifecycle_state(NODE, "configure")
+    assert graph_client.change_lifecycle_state(NODE, "activate")
+    graph_client.spin_for(1.5)
+    assert robot.trajectories == [], "dry_run published a command"
+    assert graph_client.spin_until(
+        lambda: json.loads(robot.last_diagnostics().get("guard", "{}")).get("dry_run", 0) > 0, 5)
+
+    assert graph_client.set_parameters(NODE, {"dry_run": False})["dry_run"][0]
+    # 10 Hz stream: one point per control tick.
+    assert graph_client.spin_until(lambda: len(robot.trajectories) >= 10, 20)
+    assert all(len(t.points) == 1 for t in robot.trajectories)
+    assert all(list(t.joint_names) == list(JOINTS) for t in robot.trajectories)
+    stamps = [t.header.stamp.sec + 1e-9 * t.header.stamp.nanosec for t in robot.trajectories]
+    gaps = np.diff(stamps)
+    assert np.all(gaps > 0) and np.median(gaps) == pytest.approx(0.1, abs=0.03)
+
+    assert graph_client.change_lifecycle_state(NODE, "deactivate")
+    graph_client.spin_for(0.3)
+    count = len(robot.trajectories)
+    graph_client.spin_for(0.6)
+    assert len(robot.trajectories) == count, "deactivate_behavior=stop kept publishing"
