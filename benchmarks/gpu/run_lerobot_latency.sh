@@ -64,9 +64,9 @@ bench() {
     || echo "!! $policy failed or timed out (exit $?)" >&2
 }
 
-bench smolvla 100
-bench pi05 140
+bench smolvla 120
+bench pi05 160
 if [ "${WITH_PI0:-0}" = "1" ]; then
-  bench pi0 140
+  bench pi0 160
 fi
 echo "results in $OUT_DIR"
