@@ -89,6 +89,8 @@ class PolicyNode(LifecycleNode):
         self._latency_pub = None
         self._inference_thread: threading.Thread | None = None
         self._stop_inference = threading.Event()
+        self._image_arrived = threading.Event()
+        self._last_image_time: float | None = None
         self._stats_lock = threading.Lock()
         self._counters = {"chunks_produced": 0, "inference_errors": 0, "guard_refusals": 0,
                           "trajectories_published": 0, "commands_published": 0}
@@ -231,6 +233,7 @@ class PolicyNode(LifecycleNode):
         # Inputs from before a deactivation are stale, and a replayed recording restarts its
         # stamps: begin from an empty buffer.
         self._buffer.clear()
+        self._last_image_time = None
         self._was_stale = False
         self._stop_inference.clear()
         self._inference_thread = threading.Thread(target=self._inference_loop,
@@ -332,6 +335,8 @@ class PolicyNode(LifecycleNode):
                                            clock_now=self._clock_seconds())
             except InputRejected as exc:
                 self._reject(f"camera {key}", exc)
+                return
+            self._image_arrived.set()
         return on_image
 
     def _compressed_image_callback(self, key: str):
@@ -345,6 +350,8 @@ class PolicyNode(LifecycleNode):
                                                   clock_now=self._clock_seconds())
             except InputRejected as exc:
                 self._reject(f"camera {key}", exc)
+                return
+            self._image_arrived.set()
         return on_image
 
     def _on_task(self, msg: String) -> None:
@@ -365,6 +372,9 @@ class PolicyNode(LifecycleNode):
             if self._check_stale(now):
                 self._stop_inference.wait(period)
                 continue
+            if self._config.wait_for_fresh_image:
+                self._wait_for_fresh_image()
+                now = self._now()
             observation, reason = self._buffer.snapshot_with_reason(now)
             if observation is None:
                 self._last_problem = reason
@@ -372,7 +382,25 @@ class PolicyNode(LifecycleNode):
                                           throttle_duration_sec=LOG_THROTTLE_S)
                 self._stop_inference.wait(period)
                 continue
+            self._last_image_time = self._newest_image_time(now)
             self._run_inference(observation, now)
+
+    def _newest_image_time(self, now: float) -> float | None:
+        """Receive time (schedule clock) of the newest camera frame in the buffer."""
+        ages = [age for name, age in self._buffer.input_ages(now).items()
+                if name != "joint_state" and age is not None]
+        return now - min(ages) if ages else None
+
+    def _wait_for_fresh_image(self) -> None:
+        """Wait for a frame newer than the last one used, at most ``max_input_age_s`` (wall)."""
+        deadline = time.monotonic() + self._config.max_input_age_s
+        while not self._stop_inference.is_set() and time.monotonic() < deadline:
+            newest = self._newest_image_time(self._now())
+            if newest is not None and (self._last_image_time is None
+                                       or newest > self._last_image_time):
+                return
+            self._image_arrived.wait(min(0.005, max(0.0, deadline - time.monotonic())))
+            self._image_arrived.clear()
 
     def _check_stale(self, now: float) -> bool:
         """Update the watchdog; on going stale, drop the plan and hold once."""
@@ -477,11 +505,14 @@ class PolicyNode(LifecycleNode):
             self._counters["commands_published"] += 1
 
     def _publish_hold(self, why: str) -> None:
-        """Command the position in force now (never a new one); nothing if there is none."""
+        """Command the position in force now (never a new one).
+
+        Nothing when this node has not commanded anything yet: the robot is then under whatever
+        controlled it before, and a hold at the measured position would fight it.
+        """
         if self._guard is None or self._command_pub is None or self._config.dry_run:
             return
-        measured = self._buffer.measured_position() if self._buffer is not None else None
-        hold = self._guard.hold_position(measured, now=self._now())
+        hold = self._guard.hold_position(None, now=self._now())
         if hold is None or not np.all(np.isfinite(hold)):
             return
         self._command_pub.publish(self._trajectory_message([(self._config.control_period_s,

@@ -48,6 +48,9 @@ class PolicyRuntimeConfig:
                            low=1, high=100, runtime=True)
     sampler_mode: str = param("jump", "k-step integration: chained jumps or local Euler.",
                               choices=SAMPLER_MODES, runtime=True)
+    wait_for_fresh_image: bool = param(
+        True, "When a chunk is due, wait (at most max_input_age_s) for a camera frame newer than "
+        "the last one used: the chunk starts from the freshest view.", runtime=True)
     task: str = param("", "Task instruction given to language-conditioned policies.",
                       runtime=True)
     chunk_size: int = param(0, "Chunk length H of the loaded checkpoint (0 = not loaded yet).",
