@@ -99,15 +99,21 @@ class LatencyBenchConfig:
 
 @dataclasses.dataclass(frozen=True)
 class BenchVariant:
-    """One set of speed options: the inference path, FastInference options, threads, frame prep."""
+    """One set of speed options: path, FastInference options, threads, frame prep, step counts.
+
+    ``None`` fields take the benchmark's own setting.
+    """
 
     name: str
     path: str = "fast"
     options: dict = dataclasses.field(default_factory=dict)
     threads: int | None = None
     frame_prep: str | None = None
+    steps: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
+        if self.steps is not None and (not self.steps or min(self.steps) < 1):
+            raise ConfigError(f"variant {self.name}: steps must be integers >= 1")
         if self.path not in PATHS:
             raise ConfigError(f"variant {self.name}: path must be one of {', '.join(PATHS)}")
         if self.frame_prep is not None and self.frame_prep not in FRAME_PREPS:
@@ -126,9 +132,10 @@ class BenchVariant:
 def parse_variant(text: str) -> BenchVariant:
     """``NAME[:key=value,...]`` -> :class:`BenchVariant`.
 
-    Keys: ``path`` (fast / sampler / naive), ``threads``, ``frame_prep`` and any
-    :class:`~snapflow_ros.runtime.fast_inference.FastInferenceConfig` field, e.g.
-    ``graph_bf16:accelerate=cuda_graph,dtype=bfloat16``.
+    Keys: ``path`` (fast / sampler / naive), ``threads``, ``frame_prep``, ``steps`` (step
+    counts joined by ``+``) and any field of
+    :class:`~snapflow_ros.runtime.fast_inference.FastInferenceConfig`, e.g.
+    ``graph_bf16:accelerate=cuda_graph,dtype=bfloat16,steps=1+10``.
     """
     name, _, spec = text.partition(":")
     if not name.strip():
@@ -142,14 +149,17 @@ def parse_variant(text: str) -> BenchVariant:
     path = fields.pop("path", "fast")
     threads = fields.pop("threads", None)
     frame_prep = fields.pop("frame_prep", None)
+    steps_text = fields.pop("steps", None)
     options: dict[str, Any] = {}
     for key, value in fields.items():
         options[key] = int(value) if value.isdigit() else value
     try:
         threads_value = int(threads) if threads is not None else None
+        steps = tuple(int(v) for v in steps_text.split("+")) if steps_text is not None else None
     except ValueError:
-        raise ConfigError(f"variant {text!r}: threads must be an integer") from None
-    return BenchVariant(name.strip(), path, options, threads_value, frame_prep)
+        raise ConfigError(f"variant {text!r}: threads and steps (like 1+10) must be "
+                          "integers") from None
+    return BenchVariant(name.strip(), path, options, threads_value, frame_prep, steps)
 
 
 def summarize_ms(samples: Sequence[float]) -> dict[str, float]:
@@ -535,7 +545,12 @@ def _machine(device: Any) -> dict[str, Any]:
 
 def run_latency_benchmark(config: LatencyBenchConfig, variants: Sequence[BenchVariant] = (),
                           *, log: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Build (or load) the model once and measure every variant; returns the report mapping."""
+    """Build (or load) the model once and measure every variant; returns the report mapping.
+
+    A variant that fails is reported with its error and the next one runs. Ctrl-C (SIGINT, as
+    ``timeout --signal=INT`` sends) stops measuring and returns what was measured, with
+    ``report["interrupted"]`` set.
+    """
     import torch
 
     from snapflow_ros.runtime.policy_runner import resolve_device
@@ -587,7 +602,7 @@ def run_latency_benchmark(config: LatencyBenchConfig, variants: Sequence[BenchVa
             pipeline = None
             try:
                 pipeline = _Pipeline(policy, variant, config.seed)
-                for steps in config.steps:
+                for steps in variant.steps or config.steps:
                     result = _measure_steps(pipeline, frames, state, steps, config, frame_prep,
                                             publisher)
                     entry["results"][str(steps)] = result
@@ -595,6 +610,12 @@ def run_latency_benchmark(config: LatencyBenchConfig, variants: Sequence[BenchVa
                         f"ms, prefix {result['prefix_ms_p50']:.2f} ms, expert "
                         f"{result['expert_ms_p50']:.2f} ms/call")
                 limit_and_ratios(entry["results"])
+            except KeyboardInterrupt:
+                # A time box ran out (SIGINT): keep what was measured, skip the rest.
+                limit_and_ratios(entry["results"])
+                entry["error"] = "interrupted"
+                report["interrupted"] = True
+                log(f"[{variant.name}] interrupted: reporting what was measured")
             except Exception as exc:  # noqa: BLE001 - one variant failing keeps the others
                 entry["error"] = f"{type(exc).__name__}: {exc}"
                 log(f"[{variant.name}] failed: {entry['error']}")
@@ -606,6 +627,8 @@ def run_latency_benchmark(config: LatencyBenchConfig, variants: Sequence[BenchVa
                 entry["peak_memory_gb"] = torch.cuda.max_memory_allocated(device) / 2**30
                 torch.cuda.empty_cache()
             report["variants"][variant.name] = entry
+            if report.get("interrupted"):
+                break
     finally:
         if publisher is not None:
             publisher.close()
@@ -732,8 +755,8 @@ def add_arguments_latency(parser: argparse.ArgumentParser) -> None:
     speed.add_argument("--variant", action="append", default=[], metavar="NAME:key=value,...",
                        help="a named set of options, repeatable, e.g. "
                             "graph:accelerate=cuda_graph,dtype=bfloat16 or naive:path=naive "
-                            "(keys: path=fast|sampler|naive, threads, frame_prep and the "
-                            "speed options)")
+                            "(keys: path=fast|sampler|naive, threads, frame_prep, steps=1+10 "
+                            "and the speed options)")
     out = parser.add_argument_group("output")
     out.add_argument("--json", type=Path, default=None, help="write the report as JSON here")
     out.add_argument("--markdown", type=Path, default=None, help="write the table here")
@@ -801,7 +824,7 @@ def run_latency(args: argparse.Namespace) -> int:
         _write(args.markdown, table)
     if args.json is not None:
         _write(args.json, json.dumps(report, indent=2, default=str) + "\n")
-    return EXIT_OK
+    return EXIT_INTERRUPTED if report.get("interrupted") else EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,12 +31,14 @@ def test_variants_parse_into_paths_threads_and_speed_options():
     assert variant.options == {"accelerate": "cuda_graph", "dtype": "bfloat16",
                                "prompt_bucket": 16}
     assert variant.fast_config().prompt_bucket == 16
-    naive = parse_variant("naive:path=naive,threads=2,frame_prep=inference")
+    naive = parse_variant("naive:path=naive,threads=2,frame_prep=inference,steps=1+10")
     assert (naive.path, naive.threads, naive.frame_prep) == ("naive", 2, "inference")
+    assert naive.steps == (1, 10)
     assert parse_variant("plain") == BenchVariant("plain")
     for bad, message in (("x:accelerate=warp", "accelerate"), ("x:speed=11", "speed"),
                          ("x:path=magic", "path"), (":dtype=bfloat16", "name"),
-                         ("x:threads=two", "threads"), ("x:dtype", "key=value")):
+                         ("x:threads=two", "threads"), ("x:dtype", "key=value"),
+                         ("x:steps=1+0", "steps"), ("x:steps=1,2", "key=value")):
         with pytest.raises(ConfigError, match=message):
             parse_variant(bad)
 
@@ -83,9 +85,11 @@ def test_variants_share_one_model_and_a_failing_one_does_not_stop_the_rest():
                                 transport="compressed", camera_height=96, camera_width=160,
                                 frame_prep="inference")
     variants = [parse_variant("naive:path=naive"), parse_variant("sampler:path=sampler"),
-                parse_variant("fast"), parse_variant("graph:accelerate=cuda_graph")]
+                parse_variant("fast"), parse_variant("graph:accelerate=cuda_graph"),
+                parse_variant("ten:steps=10")]
     report = run_latency_benchmark(config, variants)
-    assert list(report["variants"]) == ["naive", "sampler", "fast", "graph"]
+    assert list(report["variants"]) == ["naive", "sampler", "fast", "graph", "ten"]
+    assert list(report["variants"]["ten"]["results"]) == ["10"]  # its own step counts
     for name in ("naive", "sampler", "fast"):
         result = report["variants"][name]["results"]["1"]
         assert RESULT_KEYS <= set(result) and result["frame_prep"] == "inference"
@@ -133,3 +137,23 @@ def test_named_vlas_build_at_tiny_dimensions_and_take_speed_options():
 def test_bad_input_exits_2_with_a_message(argv, message, capsys):
     assert main([*argv, "--no-publish", *FAST]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_an_interrupted_run_still_writes_what_it_measured(tmp_path, monkeypatch):
+    from snapflow_ros.evaluation import latency_bench
+
+    measure = latency_bench._measure_steps
+
+    def interrupted_at_two_steps(pipeline, frames, state, steps, *args):
+        if steps == 2:
+            raise KeyboardInterrupt  # what `timeout --signal=INT` delivers
+        return measure(pipeline, frames, state, steps, *args)
+
+    monkeypatch.setattr(latency_bench, "_measure_steps", interrupted_at_two_steps)
+    out = tmp_path / "partial.json"
+    code = main(["--steps", "1,2,4", "--variant", "a", "--variant", "b", "--no-publish",
+                 "--json", str(out), *FAST])
+    assert code == 130
+    report = json.loads(out.read_text())
+    assert report["interrupted"] is True and list(report["variants"]) == ["a"]
+    assert set(report["results"]) == {"1"} and report["results"]["1"]["ratio_to_limit"] > 0
