@@ -381,7 +381,8 @@ def load_policy(path: str | Path, *, device: str | torch.device = "cpu",
     except ConfigError as exc:
         raise CheckpointError(f"{checkpoint / NORMALIZATION_FILE}: {exc}") from exc
     try:
-        policy = build_policy(config["policy_type"], config["policy_config"], robot, stats)
+        policy = build_policy(config["policy_type"], config["policy_config"], robot, stats,
+                              checkpoint_dir=checkpoint)
     except ConfigError as exc:
         raise CheckpointError(f"{checkpoint / CONFIG_FILE}: {exc}") from exc
     load_weights(policy, checkpoint)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from snapflow_ros.config_fields import ConfigError
@@ -64,11 +65,19 @@ def policy_class(policy_type: str) -> type[FlowMatchingPolicy]:
 
 
 def build_policy(policy_type: str, config_dict: dict, robot: RobotInterface,
-                 stats: NormalizationStats | None) -> FlowMatchingPolicy:
-    """Build an (untrained) policy of ``policy_type`` via its ``from_policy_config``."""
+                 stats: NormalizationStats | None, *,
+                 checkpoint_dir: str | Path | None = None) -> FlowMatchingPolicy:
+    """Build an (untrained) policy of ``policy_type`` via its ``from_policy_config``.
+
+    ``checkpoint_dir`` reaches backends that keep files beside the weights (a LeRobot VLA's
+    backbone config and tokenizer), so a checkpoint loads on a machine without the paths it
+    was trained with.
+    """
     cls = policy_class(policy_type)
     factory = getattr(cls, "from_policy_config", None)
     if factory is None:
         raise UnknownPolicyTypeError(
             f"{cls.__name__} (policy_type {policy_type!r}) has no from_policy_config()")
+    if checkpoint_dir is not None and "checkpoint_dir" in inspect.signature(factory).parameters:
+        return factory(config_dict, robot, stats, checkpoint_dir=checkpoint_dir)
     return factory(config_dict, robot, stats)
