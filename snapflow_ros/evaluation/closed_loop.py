@@ -99,6 +99,8 @@ class ClosedLoopCase:
                               choices=SAMPLER_MODES)
     n_act: int = param(10, "Actions executed from each chunk.", low=1, high=10000)
     role: str = param("", "What the case stands for (teacher, naive, snapflow).")
+    episodes: int = param(0, "Held-out episodes of this case (0: the config's episodes).",
+                          low=0, high=100000)
     series: str = param("", "Cases of one series are plotted as one line against n_act "
                         "(e.g. snapflow@1); empty: not part of a sweep.")
 
@@ -610,7 +612,7 @@ class ClosedLoopRunner:
         """Every held-out episode of ``case``: ``{"case", "summary", "episodes"}``."""
         config = self.config
         episodes = []
-        for index in range(config.episodes):
+        for index in range(case.episodes or config.episodes):
             seed = config.seed_start + index
             noise = config.noise_seed + index if config.noise_seed >= 0 else -1
             result = self.run_episode(case, seed, noise)
@@ -641,7 +643,8 @@ def run_closed_loop(cases: Sequence[ClosedLoopCase], config: ClosedLoopConfig, *
     with ClosedLoopRunner(config, log=log) as runner:
         for case in cases:
             log(f"closed loop: {case.name} ({case.num_steps} step(s), {case.sampler_mode}, "
-                f"n_act {case.n_act}) on {config.episodes} seed(s) from {config.seed_start}")
+                f"n_act {case.n_act}) on {case.episodes or config.episodes} seed(s) from "
+                f"{config.seed_start}")
             entry = runner.run_case(case)
             result["cases"][case.name] = entry
             summary = entry["summary"]
