@@ -120,7 +120,8 @@ class SimDemoConfig:
     def __post_init__(self) -> None:
         check_config(self)
         chunk = int(self.policy.get("chunk_size", 50))
-        too_long = [n for n in (self.n_act, *self.n_act_sweep) if n > chunk]
+        swept = self.n_act_sweep if self.sweep_episodes else ()
+        too_long = [n for n in (self.n_act, *swept) if n > chunk]
         if too_long:
             raise ConfigError(f"n_act values {too_long} exceed the chunk size {chunk}")
 

@@ -71,7 +71,10 @@ def wilson_interval(successes: int, trials: int, z: float = WILSON_Z_95) -> tupl
     denominator = 1.0 + z * z / trials
     centre = (p + z * z / (2 * trials)) / denominator
     half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # The bounds are exactly 0 and 1 at the extremes (not a rounding error away).
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    high = 1.0 if successes == trials else min(1.0, centre + half)
+    return low, high
 
 
 def default_sim_python() -> str:

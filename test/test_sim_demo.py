@@ -1,0 +1,249 @@
+# Copyright 2026 The snapflow_ros Authors
+# SPDX-License-Identifier: Apache-2.0
+"""``snapflow demo``: its settings file, the stage logic (skip, resume) and a real tiny run."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from snapflow_ros import cli
+from snapflow_ros.config_fields import ConfigError
+from snapflow_ros.sim_demo import (
+    EXIT_INTERRUPTED,
+    STAGES,
+    SimDemoConfig,
+    load_demo_config,
+    run_pipeline,
+    stage_commands,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = REPO / "config" / "sim_demo.yaml"
+
+
+def _yaml() -> dict:
+    return yaml.safe_load(CONFIG.read_text())
+
+
+# ------------------------------------------------------------------------ settings file
+
+def test_both_profiles_load_and_set_every_field():
+    profiles = _yaml()["snapflow_demo"]["ros__parameters"]
+    fields = {f.name for f in dataclasses.fields(SimDemoConfig)}
+    for profile in ("quick", "full"):
+        assert set(profiles[profile]) == fields, profile
+        config = load_demo_config(CONFIG, profile)
+        assert config.policy["chunk_size"] == 50
+    quick, full = load_demo_config(CONFIG, "quick"), load_demo_config(CONFIG, "full")
+    assert full.demos > quick.demos and full.teacher_steps > quick.teacher_steps
+    assert full.eval_episodes >= 50 > quick.eval_episodes
+
+
+def test_every_quick_setting_is_documented_by_a_comment():
+    lines = CONFIG.read_text().splitlines()
+    start = lines.index("    quick:")
+    block = lines[start + 1:lines.index("    full:")]
+    for index, line in enumerate(block):
+        match = re.match(r"^      (\w+):", line)
+        if not match:
+            continue
+        above = index - 1
+        while above >= 0 and re.match(r"^      \w+:", block[above]):
+            above -= 1  # a key of the same commented group
+        assert above >= 0 and block[above].strip().startswith("#"), match.group(1)
+
+
+def test_node_sections_set_only_parameters_the_nodes_declare():
+    from snapflow_ros.nodes.sim_robot_node import SimRobotNodeConfig
+    from snapflow_ros.runtime.config import PolicyRuntimeConfig
+    from snapflow_ros.sim.aloha_env import AlohaSimConfig
+
+    data = _yaml()
+    sim = data["sim_robot"]["ros__parameters"]
+    sim_fields = {f.name for cls in (AlohaSimConfig, SimRobotNodeConfig)
+                  for f in dataclasses.fields(cls)}
+    assert set(sim) <= sim_fields
+    AlohaSimConfig(**{k: v for k, v in sim.items() if k in
+                      {f.name for f in dataclasses.fields(AlohaSimConfig)}})
+    SimRobotNodeConfig(**{k: v for k, v in sim.items() if k in
+                          {f.name for f in dataclasses.fields(SimRobotNodeConfig)}})
+    policy = dict(data["snapflow_policy"]["ros__parameters"])
+    assert policy.pop("use_sim_time") is True  # lockstep: the node follows /clock
+    assert set(policy) <= {f.name for f in dataclasses.fields(PolicyRuntimeConfig)}
+    PolicyRuntimeConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in policy.items()})
+    assert policy["expected_image_height"] == sim["image_size"]
+
+
+def test_overrides_apply_and_bad_settings_are_named(tmp_path):
+    config = load_demo_config(CONFIG, "quick", ["demos=3", "policy.hidden_dim=64",
+                                                "n_act_sweep=[1, 2]"])
+    assert config.demos == 3 and config.policy["hidden_dim"] == 64
+    assert config.policy["chunk_size"] == 50 and config.n_act_sweep == (1, 2)
+    with pytest.raises(ConfigError, match="demo_count"):
+        load_demo_config(CONFIG, "quick", ["demo_count=3"])
+    with pytest.raises(ConfigError, match="exceed the chunk size"):
+        load_demo_config(CONFIG, "quick", ["n_act=60"])
+    with pytest.raises(ConfigError, match="no profile 'medium'"):
+        load_demo_config(CONFIG, "medium")
+    assert cli.main(["demo", "--config", str(tmp_path / "missing.yaml")]) == 2
+
+
+# --------------------------------------------------------------------------- stage logic
+
+TINY = SimDemoConfig(demos=3, teacher_steps=8, snapflow_steps=4, batch_size=4,
+                     eval_episodes=2, sweep_episodes=1, n_act_sweep=(1, 5), n_act=5,
+                     policy={"chunk_size": 10, "hidden_dim": 16})
+
+
+def _flag(command: list[str], name: str) -> str:
+    return command[command.index(name) + 1]
+
+
+class FakeStages:
+    """Stands in for the stage commands: writes what each would write, records the calls."""
+
+    def __init__(self, interrupt_teacher_at: int | None = None, fail: str | None = None):
+        self.calls: list[list[str]] = []
+        self.interrupt_teacher_at = interrupt_teacher_at
+        self.fail = fail
+
+    def __call__(self, command, log_path, *, env=None):
+        self.calls.append(command)
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        if "snapflow_ros.sim.demo_recording" in command:
+            Path(_flag(command, "--out")).mkdir(parents=True, exist_ok=True)
+            summary = {"kept": int(_flag(command, "--episodes")), "bags": []}
+            log_path.write_text("$ record\n" + json.dumps(summary, indent=2) + "\n")
+            return 0
+        verb = command[command.index("snapflow_ros.cli") + 1]
+        if verb == self.fail:
+            return 1
+        if verb == "train":
+            run = Path(_flag(command, "--out"))
+            step = int(_flag(command, "--steps"))
+            interrupted = (_flag(command, "--stage") == "teacher"
+                           and self.interrupt_teacher_at is not None)
+            if interrupted:
+                step = self.interrupt_teacher_at
+            checkpoint = run / "checkpoints" / f"step_{step:08d}"
+            checkpoint.mkdir(parents=True, exist_ok=True)
+            (checkpoint / "info.json").write_text(json.dumps({"step": step}))
+            (run / "latest").write_text(f"checkpoints/{checkpoint.name}\n")
+            if interrupted:
+                self.interrupt_teacher_at = None
+                return EXIT_INTERRUPTED
+            return 0
+        if verb == "eval":
+            Path(_flag(command, "--json")).write_text("{}")
+            return 0
+        if verb == "bench":
+            Path(_flag(command, "--json")).write_text(json.dumps({"complete": True}))
+            return 0
+        raise AssertionError(f"unexpected command {command}")
+
+
+def _run(out, runner, config=TINY, **kwargs):
+    return run_pipeline(config, out, profile="quick", sim_python="/sim/python",
+                        python="/policy/python", params_file="sim_demo.yaml",
+                        log=lambda line: None, runner=runner, **kwargs)
+
+
+def test_stage_commands_chain_the_outputs_of_earlier_stages(tmp_path):
+    commands = stage_commands(TINY, tmp_path, sim_python="/sim/python", python="/py",
+                              params_file="sim_demo.yaml")
+    (demos,) = commands["demos"]
+    assert demos[0] == "/sim/python" and _flag(demos, "--seed-start") == "0"
+    (teacher,) = commands["teacher"]
+    assert _flag(teacher, "--stage") == "teacher" and _flag(teacher, "--bags") == str(
+        tmp_path / "demos")
+    assert "policy.chunk_size=10" in teacher and _flag(teacher, "--policy") == "compact"
+    (snapflow,) = commands["snapflow"]
+    assert _flag(snapflow, "--init") == str(tmp_path / "teacher")
+    (offline,) = commands["offline"]
+    assert "--all-episodes" not in offline  # the teacher run's validation split
+    (closed,) = commands["closed_loop"]
+    assert _flag(closed, "--snapflow") == str(tmp_path / "snapflow")
+    assert _flag(closed, "--n-act-sweep") == "1,5" and "--resume" in closed
+    assert _flag(closed, "--params-file") == "sim_demo.yaml"
+    held_out = stage_commands(dataclasses.replace(TINY, heldout_demos=2), tmp_path,
+                              sim_python="/s", python="/p", params_file=None)
+    assert _flag(held_out["demos"][1], "--seed-start") == "100000"
+    assert "--all-episodes" in held_out["offline"][0]
+    assert "--params-file" not in held_out["closed_loop"][0]
+
+
+def test_pipeline_runs_each_stage_once_and_skips_finished_ones(tmp_path):
+    runner = FakeStages()
+    timings = _run(tmp_path, runner)
+    assert list(timings) == list(STAGES)
+    order = [c[c.index("snapflow_ros.cli") + 1] if "snapflow_ros.cli" in c else "record"
+             for c in runner.calls]
+    assert order == ["record", "train", "train", "eval", "bench"]
+    assert json.loads((tmp_path / "demos" / "recording.json").read_text())["kept"] == 3
+    again = FakeStages()
+    _run(tmp_path, again)
+    assert again.calls == []  # everything was done: nothing reruns
+
+
+def test_an_interrupted_training_stage_is_resumed_on_the_next_run(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        _run(tmp_path, FakeStages(interrupt_teacher_at=3))
+    runner = FakeStages()
+    _run(tmp_path, runner)
+    teacher = next(c for c in runner.calls if "teacher" in c)
+    assert "--resume" in teacher  # continues from step 3 instead of starting over
+    assert not any("snapflow_ros.sim.demo_recording" in c for c in runner.calls)
+
+
+def test_other_settings_in_the_same_output_directory_are_refused(tmp_path):
+    _run(tmp_path, FakeStages(), stages=("demos",))
+    with pytest.raises(ConfigError, match="teacher_steps"):
+        _run(tmp_path, FakeStages(), config=dataclasses.replace(TINY, teacher_steps=9))
+
+
+def test_a_failed_stage_stops_the_pipeline_and_is_named(tmp_path):
+    runner = FakeStages(fail="eval")
+    with pytest.raises(RuntimeError, match="stage offline failed"):
+        _run(tmp_path, runner)
+    assert not any("bench" in c for c in runner.calls)
+
+
+# ------------------------------------------------------------------------- real tiny run
+
+@pytest.mark.slow
+@pytest.mark.ros
+def test_tiny_demo_runs_end_to_end_and_a_rerun_skips_every_stage(tmp_path, capsys):
+    from snapflow_ros.evaluation.closed_loop import default_sim_python
+
+    sim_python = default_sim_python()
+    if not Path(sim_python).exists():
+        pytest.skip(f"needs the simulator environment ({sim_python}); `make setup-sim`")
+    settings = {"snapflow_demo": {"ros__parameters": {"quick": {
+        "demos": 2, "teacher_steps": 4, "snapflow_steps": 2, "batch_size": 4,
+        "val_fraction": 0.5, "train_threads": 1, "offline_steps": [1, 2],
+        "offline_samples": 8, "eval_episodes": 1, "sweep_episodes": 0, "episode_steps": 30,
+        "n_act": 5, "policy": {"chunk_size": 10, "cnn_channels": [8, 16], "hidden_dim": 16,
+                               "num_layers": 1, "num_heads": 2, "num_keypoints": 4}}}}}
+    config = tmp_path / "demo.yaml"
+    config.write_text(yaml.safe_dump(settings))
+    out = tmp_path / "out"
+    argv = ["demo", "--config", str(config), "--out", str(out), "--sim-python", sim_python]
+    code = cli.main(argv)
+    output = capsys.readouterr()
+    assert code == 0, output.out[-3000:] + output.err[-2000:]
+    printed = output.out
+    assert "Offline: action MSE" in printed and "Closed loop over ROS 2" in printed
+    closed_loop = json.loads((out / "closed_loop.json").read_text())
+    assert closed_loop["complete"]
+    assert list(closed_loop["cases"]) == ["teacher@10", "teacher@1", "snapflow@1"]
+    assert all(c["summary"]["episodes"] == 1 for c in closed_loop["cases"].values())
+    assert (out / "summary.md").is_file() and (out / "closed_loop_report" / "report.md").is_file()
+    assert cli.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("skipped") == len(STAGES)
