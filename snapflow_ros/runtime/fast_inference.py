@@ -290,9 +290,14 @@ def _sdpa_attention(module: torch.nn.Module, query: torch.Tensor, key: torch.Ten
         # An additive mask in the query's dtype (SDPA requires it); fully masked rows stay
         # uniform as in eager attention, where a boolean mask would give NaN.
         attention_mask = attention_mask.to(query.dtype)
+    groups = query.shape[1] // key.shape[1]
+    if groups > 1:
+        # Shared KV heads repeated as eager attention does: the fused kernels that take an
+        # arbitrary mask do not all take grouped heads.
+        key = key.repeat_interleave(groups, dim=1)
+        value = value.repeat_interleave(groups, dim=1)
     out = torch.nn.functional.scaled_dot_product_attention(
-        query, key, value, attn_mask=attention_mask, dropout_p=dropout, scale=scaling,
-        enable_gqa=key.shape[1] != query.shape[1])
+        query, key, value, attn_mask=attention_mask, dropout_p=dropout, scale=scaling)
     return out.transpose(1, 2).contiguous(), None
 
 
