@@ -276,7 +276,7 @@ class RosTrajectoryPublisher:
     """Publishes chunks as ``trajectory_msgs/JointTrajectory``, built as the policy node does.
 
     Imports rclpy when constructed (it is optional here): use :meth:`create`, which returns None
-    where rclpy is not installed.
+    and the reason where rclpy is not installed or does not start.
     """
 
     def __init__(self, joint_names: Sequence[str], period_s: float) -> None:
@@ -295,12 +295,15 @@ class RosTrajectoryPublisher:
         self.period_s = float(period_s)
 
     @classmethod
-    def create(cls, joint_names: Sequence[str], period_s: float) -> RosTrajectoryPublisher | None:
-        """A publisher, or None where rclpy and trajectory_msgs are not installed."""
+    def create(cls, joint_names: Sequence[str],
+               period_s: float) -> tuple[RosTrajectoryPublisher | None, str]:
+        """``(publisher, "")``, or ``(None, why)`` where rclpy is missing or fails to start."""
         try:
-            return cls(joint_names, period_s)
-        except ImportError:
-            return None
+            return cls(joint_names, period_s), ""
+        except ImportError as exc:
+            return None, f"rclpy not installed ({exc.name})"
+        except Exception as exc:  # noqa: BLE001 - an optional stage: report and go on
+            return None, f"rclpy failed to start ({type(exc).__name__}: {exc})"
 
     def publish(self, actions: np.ndarray) -> None:
         """Build and publish one trajectory of ``actions`` ``(H, A)`` (one point per tick)."""
@@ -576,11 +579,11 @@ def run_latency_benchmark(config: LatencyBenchConfig, variants: Sequence[BenchVa
     frames = _Frames(height, width, config.transport, config.seed)
     state = np.random.default_rng(config.seed).normal(
         0.0, 0.3, len(robot.joint_names)).astype(np.float32)
-    publisher = None
+    publisher, why = None, "disabled (--no-publish)"
     if config.publish:
-        publisher = RosTrajectoryPublisher.create(robot.action_names, 0.02)
+        publisher, why = RosTrajectoryPublisher.create(robot.action_names, 0.02)
         if publisher is None:
-            log("publish stage: rclpy not installed here, reported as n/a")
+            log(f"publish stage: {why}; reported as n/a")
     report: dict[str, Any] = {
         "benchmark": "latency", "date": datetime.datetime.now().astimezone().isoformat(
             timespec="seconds"),
@@ -590,7 +593,8 @@ def run_latency_benchmark(config: LatencyBenchConfig, variants: Sequence[BenchVa
         "camera": {"height": height, "width": width, "transport": config.transport},
         "model_input": [robot.image_height, robot.image_width],
         "device": str(device), "build_s": build_s, "config": config_to_dict(config),
-        "publish_stage": publisher is not None, "variants": {},
+        "publish_stage": publisher is not None,
+        "publish_note": "" if publisher is not None else why, "variants": {},
     }
     try:
         for variant in variants:
