@@ -112,13 +112,6 @@ section "compact policy, demo configuration (128 px, 14 joints, H=50)" 45 \
   --variant graph:accelerate=cuda_graph \
   --variant graph_bf16:accelerate=cuda_graph,dtype=bfloat16,steps=1+10
 
-section "SmolVLA, $SIZE dimensions, bf16 weights, one 224 px camera" 75 \
-  "${BENCH[@]}" $(outputs smolvla) --policy smolvla --size "$SIZE" --weights-dtype bfloat16 \
-  --steps 1,2,4,10 \
-  --variant sampler:path=sampler \
-  --variant best:accelerate=cuda_graph,dtype=bfloat16 \
-  --variant graph_weights_dtype_only:accelerate=cuda_graph,steps=1
-
 section "PI05, $SIZE dimensions, bf16 weights, one 224 px camera" 110 \
   "${BENCH[@]}" $(outputs pi05) --policy pi05 --size "$SIZE" --weights-dtype bfloat16 \
   --steps 1,2,4,10 \
@@ -128,6 +121,13 @@ section "PI05, $SIZE dimensions, bf16 weights, one 224 px camera" 110 \
   --variant graph:accelerate=cuda_graph,steps=1 \
   --variant graph_autocast:accelerate=cuda_graph,dtype=bfloat16,steps=1 \
   --variant graph_autocast_sdpa:accelerate=cuda_graph,dtype=bfloat16,attention=sdpa,steps=1
+
+section "SmolVLA, $SIZE dimensions, bf16 weights, one 224 px camera" 75 \
+  "${BENCH[@]}" $(outputs smolvla) --policy smolvla --size "$SIZE" --weights-dtype bfloat16 \
+  --steps 1,2,4,10 \
+  --variant sampler:path=sampler \
+  --variant best:accelerate=cuda_graph,dtype=bfloat16 \
+  --variant graph_weights_dtype_only:accelerate=cuda_graph,steps=1
 
 if [ "${WITH_PI0:-0}" = "1" ]; then
   section "PI0, $SIZE dimensions, bf16 weights" 90 \
