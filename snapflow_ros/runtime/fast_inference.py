@@ -339,9 +339,10 @@ def _copy_tree_into(static: Any, fresh: Any) -> None:
             target.copy_(source, non_blocking=True)
 
 
-def _static_copy(tree: Any, device: torch.device) -> Any:
+def _static_copy(tree: Any) -> Any:
+    # Each tensor stays on its own device: a host-side input of the prefix must stay on the host.
     return _pytree.tree_map(
-        lambda leaf: leaf.to(device).clone() if isinstance(leaf, torch.Tensor) else leaf, tree)
+        lambda leaf: leaf.clone() if isinstance(leaf, torch.Tensor) else leaf, tree)
 
 
 @dataclasses.dataclass
@@ -574,9 +575,9 @@ class FastInference:
         while len(self._graph_sets) >= self.config.max_graphs:
             _, dropped = self._graph_sets.popitem(last=False)
             self._context_owner.pop(id(dropped.context), None)
-        inputs = _static_copy(prepared, self.device)
+        inputs = _static_copy(prepared)
         with self._constants.active():
-            context = _static_copy(self._encode_eager(inputs), self.device)
+            context = _static_copy(self._encode_eager(inputs))
         rows = self._rows(inputs, {})
         noise = torch.zeros(rows, self.policy.chunk_size, self.policy.action_dim,
                             device=self.device, dtype=torch.float32)
