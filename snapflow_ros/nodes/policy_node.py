@@ -172,12 +172,15 @@ class PolicyNode(LifecycleNode):
         started = time.perf_counter()
         seed = config.seed if config.seed >= 0 else None
         self._runner = PolicyRunner(config.checkpoint, device=config.device, seed=seed,
-                                    num_threads=config.torch_threads)
+                                    num_threads=config.torch_threads,
+                                    accelerate=config.accelerate,
+                                    inference_dtype=config.inference_dtype)
         robot = self._runner.robot
         config = resolve_for_policy(config, robot.joint_names, robot.action_names,
                                     robot.camera_keys, self._runner.chunk_size)
         self._action_names = tuple(robot.action_names)
-        self._runner.warmup(iterations=2, num_steps=config.num_steps, mode=config.sampler_mode)
+        self._runner.warmup(iterations=2, num_steps=config.num_steps, mode=config.sampler_mode,
+                            task=config.task)
         self._config = config
         self._buffer = ObservationBuffer.from_config(config,
                                                      command_joint_names=self._action_names)
@@ -373,7 +376,7 @@ class PolicyNode(LifecycleNode):
                 self._stop_inference.wait(period)
                 continue
             if self._config.wait_for_fresh_image:
-                self._wait_for_fresh_image()
+                self._wait_for_fresh_image(due=now)
                 now = self._now()
             observation, reason = self._buffer.snapshot_with_reason(now)
             if observation is None:
@@ -391,13 +394,17 @@ class PolicyNode(LifecycleNode):
                 if name != "joint_state" and age is not None]
         return now - min(ages) if ages else None
 
-    def _wait_for_fresh_image(self) -> None:
-        """Wait for a frame newer than the last one used, at most ``max_input_age_s`` (wall)."""
+    def _wait_for_fresh_image(self, due: float) -> None:
+        """Wait for a camera frame that arrives after ``due`` (when the chunk became due).
+
+        The chunk then starts from a frame that is fresh, not up to a camera period old; the
+        prefetch threshold absorbs the wait. At most ``max_input_age_s`` (wall clock); the first
+        chunk after activation takes the newest frame at once.
+        """
         deadline = time.monotonic() + self._config.max_input_age_s
         while not self._stop_inference.is_set() and time.monotonic() < deadline:
             newest = self._newest_image_time(self._now())
-            if newest is not None and (self._last_image_time is None
-                                       or newest > self._last_image_time):
+            if newest is not None and (self._last_image_time is None or newest > due):
                 return
             self._image_arrived.wait(min(0.005, max(0.0, deadline - time.monotonic())))
             self._image_arrived.clear()

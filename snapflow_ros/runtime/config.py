@@ -42,15 +42,17 @@ class PolicyRuntimeConfig:
                         choices=DEVICES)
     seed: int = param(-1, "Seed of the sampling noise; -1 draws fresh noise every run.", low=-1)
     torch_threads: int = param(
-        0, "CPU threads torch may use for inference (0: torch's default). On small CPUs shared "
-        "with the ROS executor, 1 or 2 avoids oversubscription.", low=0, high=256)
+        1, "CPU threads torch may use for inference (0: torch's default, one per core). One "
+        "leaves a core to the ROS executor: on 2 cores two threads were 10x slower under load "
+        "(docs/performance.md); GPU inference does not depend on it.", low=0, high=256)
     num_steps: int = param(1, "Sampler steps per chunk (1 = SnapFlow's one-step jump).",
                            low=1, high=100, runtime=True)
     sampler_mode: str = param("jump", "k-step integration: chained jumps or local Euler.",
                               choices=SAMPLER_MODES, runtime=True)
     wait_for_fresh_image: bool = param(
-        True, "When a chunk is due, wait (at most max_input_age_s) for a camera frame newer than "
-        "the last one used: the chunk starts from the freshest view.", runtime=True)
+        True, "When a chunk is due, wait (at most max_input_age_s) for a camera frame that "
+        "arrives after that moment: the chunk starts from a fresh view, and the prefetch "
+        "threshold absorbs the wait (up to one camera period).", runtime=True)
     task: str = param("", "Task instruction given to language-conditioned policies.",
                       runtime=True)
     chunk_size: int = param(0, "Chunk length H of the loaded checkpoint (0 = not loaded yet).",
