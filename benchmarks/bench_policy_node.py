@@ -105,15 +105,20 @@ def main(argv: list[str] | None = None) -> int:
         size = args.image_size
         frame = np.random.default_rng(0).integers(0, 255, (size, size, 3), np.uint8).tobytes()
         sent = {"image": 0, "joint": 0}
+        publishing = {"on": True}
         latency_msgs, wire_ms, diagnostics = [], [], []
 
         def publish_image():
+            if not publishing["on"]:
+                return
             msg = Image(height=size, width=size, encoding="rgb8", step=3 * size, data=frame)
             msg.header.stamp = ros.get_clock().now().to_msg()
             image_pub.publish(msg)
             sent["image"] += 1
 
         def publish_joints():
+            if not publishing["on"]:
+                return
             msg = JointState(name=list(JOINTS), position=[0.0] * len(JOINTS))
             msg.header.stamp = ros.get_clock().now().to_msg()
             joint_pub.publish(msg)
@@ -138,17 +143,24 @@ def main(argv: list[str] | None = None) -> int:
         for steps in (int(s) for s in args.steps.split(",")):
             client.set_parameters("snapflow_policy", {"num_steps": steps})
             client.spin_for(2.0)  # settle on the new step count
-            latency_msgs.clear()
-            wire_ms.clear()
+            # Exact accounting: the node's counters are read while nothing is in flight (the
+            # publishers pause for longer than two diagnostics periods around the window).
+            publishing["on"] = False
             diagnostics.clear()
-            client.spin_for(0.6)
+            client.spin_for(1.2)
             before = _accepted(diagnostics)
             sent_before = dict(sent)
+            publishing["on"] = True
+            latency_msgs.clear()
+            wire_ms.clear()
             started = time.monotonic()
             client.spin_for(args.duration)
             elapsed = time.monotonic() - started
-            client.spin_for(0.6)
+            publishing["on"] = False
+            diagnostics.clear()
+            client.spin_for(1.2)
             after = _accepted(diagnostics)
+            publishing["on"] = True
             columns = {label: [m[i] for m in latency_msgs] for i, label in enumerate(labels)}
             overhead = [e - m for e, m in zip(columns["input_to_publish"], columns["model"])]
             sent_now = {k: sent[k] - sent_before[k] for k in sent}
