@@ -601,7 +601,8 @@ class ClosedLoopRunner:
         if timed_out:
             final = self.monitor.latest_status(episode) or status
             self.log(f"warning: episode from seed {seed} timed out after {wall:.0f} s at step "
-                     f"{final.get('step')}; counted as a failure")
+                     f"{final.get('step')}; counted as a failure. The policy node's last "
+                     f"lines ({self.policy.log_path}):\n{self._tail(self.policy, 5)}")
         self.driver.bring_to("inactive")
         steps = int(final.get("step", 0))
         return EpisodeResult(

@@ -148,7 +148,7 @@ def test_policy_node_drives_the_sim_robot_through_episodes_and_both_stop_cleanly
                                      image_size=SIM_IMAGE_SIZE, chunk_size=10,
                                      action_mean=0.0, action_std=0.01, stage="snapflow")
     config = ClosedLoopConfig(episodes=2, episode_steps=30, sim_python=sim_python,
-                              log_dir=str(tmp_path / "logs"), episode_timeout_s=120.0,
+                              log_dir=str(tmp_path / "logs"), episode_timeout_s=60.0,
                               startup_timeout_s=120.0)
     cases = [ClosedLoopCase(name="teacher@2", checkpoint=str(teacher), num_steps=2,
                             sampler_mode="euler", n_act=5),
