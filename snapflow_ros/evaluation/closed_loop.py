@@ -292,15 +292,22 @@ def plot_success_vs_n_act(result: dict, path: Path) -> None:
             series.setdefault(case["series"], []).append((int(case["n_act"]), entry["summary"]))
     figure = _figure()
     axes = figure.add_subplot(1, 1, 1)
-    for label, points in series.items():
-        if len(points) < 2:
-            continue
-        points.sort(key=lambda p: p[0])
+    ticks: set[int] = set()
+    drawn = [(label, sorted(points, key=lambda p: p[0])) for label, points in series.items()
+             if len(points) >= 2]
+    for index, (label, points) in enumerate(drawn):
+        # Series side by side (a few percent apart on the log axis) so the intervals stay legible.
+        shift = 1.0 + 0.04 * (index - (len(drawn) - 1) / 2)
         xs = [p[0] for p in points]
+        ticks.update(xs)
         rates = [_rate_and_errors(p[1]) for p in points]
-        axes.errorbar(xs, [r[0] for r in rates], yerr=[[r[1] for r in rates],
-                                                       [r[2] for r in rates]],
+        axes.errorbar([x * shift for x in xs], [r[0] for r in rates],
+                      yerr=[[r[1] for r in rates], [r[2] for r in rates]],
                       marker="o", capsize=4, label=label)
+    axes.set_xscale("log")
+    axes.set_xticks(sorted(ticks))
+    axes.set_xticklabels([str(t) for t in sorted(ticks)])
+    axes.minorticks_off()
     axes.set_xlabel("n_act (actions executed per chunk)")
     axes.set_ylabel("success rate (%), 95% Wilson CI")
     axes.set_ylim(-5, 105)
