@@ -302,6 +302,14 @@ class PolicyNode(LifecycleNode):
     def _clock_seconds(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
+    def _stamp_check_clock(self) -> float | None:
+        """The clock stamps are checked against; None under simulated time.
+
+        A simulated clock only moves when a /clock message arrives, so it trails the stamps of
+        the simulator's own observations: a "future" stamp there is not a fault.
+        """
+        return None if self._use_sim_time else self._clock_seconds()
+
     def _now(self) -> float:
         """The schedule's clock (s): monotonic, or the simulated clock under use_sim_time.
 
@@ -323,7 +331,7 @@ class PolicyNode(LifecycleNode):
         try:
             self._buffer.add_joint_state(msg.name, msg.position, receive_time=self._now(),
                                          stamp=_stamp_seconds(msg.header.stamp),
-                                         clock_now=self._clock_seconds())
+                                         clock_now=self._stamp_check_clock())
         except InputRejected as exc:
             self._reject("joint state", exc)
 
@@ -335,7 +343,7 @@ class PolicyNode(LifecycleNode):
                 self._buffer.add_raw_image(key, msg.encoding, msg.height, msg.width, msg.step,
                                            msg.data, receive_time=self._now(),
                                            stamp=_stamp_seconds(msg.header.stamp),
-                                           clock_now=self._clock_seconds())
+                                           clock_now=self._stamp_check_clock())
             except InputRejected as exc:
                 self._reject(f"camera {key}", exc)
                 return
@@ -350,7 +358,7 @@ class PolicyNode(LifecycleNode):
                 self._buffer.add_compressed_image(key, msg.format, msg.data,
                                                   receive_time=self._now(),
                                                   stamp=_stamp_seconds(msg.header.stamp),
-                                                  clock_now=self._clock_seconds())
+                                                  clock_now=self._stamp_check_clock())
             except InputRejected as exc:
                 self._reject(f"camera {key}", exc)
                 return
@@ -401,10 +409,13 @@ class PolicyNode(LifecycleNode):
         prefetch threshold absorbs the wait. At most ``max_input_age_s`` (wall clock); the first
         chunk after activation takes the newest frame at once.
         """
+        # A lockstep simulator publishes a new frame only after it executed a command: under
+        # simulated time, wait for a frame newer than the last one used instead.
+        threshold = self._last_image_time if self._use_sim_time else due
         deadline = time.monotonic() + self._config.max_input_age_s
         while not self._stop_inference.is_set() and time.monotonic() < deadline:
             newest = self._newest_image_time(self._now())
-            if newest is not None and (self._last_image_time is None or newest > due):
+            if newest is not None and (self._last_image_time is None or newest > threshold):
                 return
             self._image_arrived.wait(min(0.005, max(0.0, deadline - time.monotonic())))
             self._image_arrived.clear()
