@@ -26,7 +26,7 @@ test: setup
 	$(MAKE) --no-print-directory test-policy test-sim
 
 test-policy:
-	$(VENV)/python -m pytest test --ignore=test/sim -q $(PYTEST_ARGS)
+	$(VENV)/python -m pytest test --ignore=test/sim -q --durations=15 $(PYTEST_ARGS)
 
 test-sim:
 	$(VENV_SIM)/python -m pytest test/sim -q -p no:cacheprovider $(PYTEST_ARGS)

@@ -218,8 +218,6 @@ def test_a_failed_stage_stops_the_pipeline_and_is_named(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.ros
-@pytest.mark.xfail(strict=False, reason="known open bug (issue 8): in lockstep the sim "
-                   "robot does not step on the policy node's trajectories")
 def test_tiny_demo_runs_end_to_end_and_a_rerun_skips_every_stage(tmp_path, capsys):
     from snapflow_ros.evaluation.closed_loop import default_sim_python
 

@@ -85,7 +85,7 @@ class BagPlayerNode(Node):
         if not self._topic_publishers:
             raise ConfigError("no topic of the recording can be played (message packages "
                               f"missing for: {', '.join(skipped)})")
-        self._clock = (self.create_publisher(Clock, "/clock", 10)
+        self._clock_pub = (self.create_publisher(Clock, "/clock", 10)
                        if self.config.publish_clock else None)
         self._stop = threading.Event()
         self.finished = threading.Event()
@@ -142,7 +142,7 @@ class BagPlayerNode(Node):
         stamp_ns = timeline.bag_time_ns(wall_s)
         msg = Clock()
         msg.clock.sec, msg.clock.nanosec = divmod(int(stamp_ns), 1_000_000_000)
-        self._clock.publish(msg)
+        self._clock_pub.publish(msg)
 
     def _play_once(self) -> None:
         timeline = ReplayTimeline(time.monotonic(), self.playback.first_ns, self.config.rate,
@@ -150,9 +150,9 @@ class BagPlayerNode(Node):
         if self.config.timeline_file:
             with open(self.config.timeline_file, "a", encoding="utf-8") as handle:
                 handle.write(json.dumps(timeline.record()) + "\n")
-        tick_period = 1.0 / self.config.clock_rate_hz if self._clock is not None else None
+        tick_period = 1.0 / self.config.clock_rate_hz if self._clock_pub is not None else None
         on_tick = ((lambda wall: self._publish_clock(timeline, wall))
-                   if self._clock is not None else None)
+                   if self._clock_pub is not None else None)
         next_tick = None
         next_report = timeline.wall_start_s + (self.config.progress_period_s or float("inf"))
         total = self.playback.message_count()

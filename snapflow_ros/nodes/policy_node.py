@@ -82,8 +82,8 @@ class PolicyNode(LifecycleNode):
         self._guard: SafetyGuard | None = None
         self._latency = LatencyTracker(self._config.latency_window)
         self._action_names: tuple[str, ...] = ()
-        self._subscriptions: list = []
-        self._timers: list = []
+        self._input_subscriptions: list = []
+        self._owned_timers: list = []
         self._command_pub = None
         self._diagnostics_pub = None
         self._latency_pub = None
@@ -204,30 +204,31 @@ class PolicyNode(LifecycleNode):
     def _create_interfaces(self, config: PolicyRuntimeConfig) -> None:
         joint_qos = self._qos(config.joint_state_qos_reliability, config.joint_state_qos_depth)
         image_qos = self._qos(config.image_qos_reliability, config.image_qos_depth)
-        self._subscriptions.append(self.create_subscription(
+        self._input_subscriptions.append(self.create_subscription(
             JointState, config.joint_state_topic, self._on_joint_state, joint_qos))
         for index, (topic, key) in enumerate(zip(config.camera_topics, config.camera_keys)):
             if config.camera_transport(index) == "compressed":
                 callback = self._compressed_image_callback(key)
-                self._subscriptions.append(self.create_subscription(
+                self._input_subscriptions.append(self.create_subscription(
                     CompressedImage, topic, callback, image_qos))
             else:
                 callback = self._image_callback(key)
-                self._subscriptions.append(self.create_subscription(
+                self._input_subscriptions.append(self.create_subscription(
                     Image, topic, callback, image_qos))
         if config.task_topic:
             latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
             latched.durability = rclpy.qos.DurabilityPolicy.TRANSIENT_LOCAL
-            self._subscriptions.append(self.create_subscription(
+            self._input_subscriptions.append(self.create_subscription(
                 String, config.task_topic, self._on_task, latched))
         self._command_pub = self.create_lifecycle_publisher(
             JointTrajectory, config.command_topic, QoSProfile(depth=config.command_qos_depth))
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._latency_pub = self.create_publisher(Float64MultiArray, "~/latency_ms", 10)
-        self._timers.append(self.create_timer(config.diagnostics_period_s,
+        self._owned_timers.append(self.create_timer(config.diagnostics_period_s,
                                               self._publish_diagnostics))
         if config.output_mode == "stream":
-            self._timers.append(self.create_timer(config.control_period_s, self._on_control_tick))
+            self._owned_timers.append(self.create_timer(config.control_period_s,
+                                                        self._on_control_tick))
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Start acting: reset the schedule and guard, start the inference thread. -> active."""
@@ -279,11 +280,11 @@ class PolicyNode(LifecycleNode):
 
     def _release(self) -> None:
         self._stop_acting()
-        for timer in self._timers:
+        for timer in self._owned_timers:
             self.destroy_timer(timer)
-        for subscription in self._subscriptions:
+        for subscription in self._input_subscriptions:
             self.destroy_subscription(subscription)
-        self._timers, self._subscriptions = [], []
+        self._owned_timers, self._input_subscriptions = [], []
         if self._command_pub is not None:
             self.destroy_lifecycle_publisher(self._command_pub)
         for publisher in (self._diagnostics_pub, self._latency_pub):

@@ -139,8 +139,6 @@ def _simulator_environment() -> str:
 
 @pytest.mark.ros
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason="known open bug (issue 8): in lockstep the sim "
-                   "robot does not step on the policy node's trajectories")
 def test_policy_node_drives_the_sim_robot_through_episodes_and_both_stop_cleanly(tmp_path):
     sim_python = _simulator_environment()
     teacher = write_tiny_checkpoint(tmp_path / "teacher", joint_names=ALOHA_JOINTS,
