@@ -49,6 +49,8 @@ from snapflow_ros.runtime.safety_guard import SafetyGuard
 
 NODE_NAME = "snapflow_policy"
 LOG_THROTTLE_S = 2.0
+# Under simulated time, wall seconds of a still clock before the last trajectory is sent again.
+LOCKSTEP_RESEND_S = 1.0
 LATENCY_LABELS = ("preprocess", "model", "postprocess", "guard", "input_to_publish")
 
 
@@ -91,9 +93,13 @@ class PolicyNode(LifecycleNode):
         self._stop_inference = threading.Event()
         self._image_arrived = threading.Event()
         self._last_image_time: float | None = None
+        # Under simulated time: the last trajectory sent and when the clock last moved (wall).
+        self._last_trajectory: JointTrajectory | None = None
+        self._clock_seen = (float("nan"), 0.0)
         self._stats_lock = threading.Lock()
         self._counters = {"chunks_produced": 0, "inference_errors": 0, "guard_refusals": 0,
-                          "trajectories_published": 0, "commands_published": 0}
+                          "trajectories_published": 0, "commands_published": 0,
+                          "trajectories_resent": 0}
         self._last_problem = ""
         self._was_stale = False
         self._state_label = "unconfigured"
@@ -238,6 +244,7 @@ class PolicyNode(LifecycleNode):
         # stamps: begin from an empty buffer.
         self._buffer.clear()
         self._last_image_time = None
+        self._last_trajectory = None
         self._was_stale = False
         self._stop_inference.clear()
         self._inference_thread = threading.Thread(target=self._inference_loop,
@@ -379,6 +386,8 @@ class PolicyNode(LifecycleNode):
             wait = self._scheduler.time_until_inference(now)
             if wait > 0:
                 # Under simulated time the clock may run faster or slower than the wall: poll.
+                if self._use_sim_time:
+                    self._resend_if_clock_stalled(now)
                 self._stop_inference.wait(min(wait, 0.002 if self._use_sim_time else period))
                 continue
             if self._check_stale(now):
@@ -396,6 +405,24 @@ class PolicyNode(LifecycleNode):
                 continue
             self._last_image_time = self._newest_image_time(now)
             self._run_inference(observation, now)
+
+    def _resend_if_clock_stalled(self, now: float) -> None:
+        """Send the last trajectory again when the simulated clock stood still for a while.
+
+        A lockstep simulator advances only on commands, so one lost trajectory (published
+        before the simulator's subscription matched this node's publisher) would stall both
+        sides until the simulator's own timeout. The copy carries the same stamp and points:
+        the simulator queues the same targets again.
+        """
+        last_now, since = self._clock_seen
+        wall = time.monotonic()
+        if now != last_now:
+            self._clock_seen = (now, wall)
+        elif wall - since > LOCKSTEP_RESEND_S and self._last_trajectory is not None:
+            self._command_pub.publish(self._last_trajectory)
+            self._clock_seen = (now, wall)
+            with self._stats_lock:
+                self._counters["trajectories_resent"] += 1
 
     def _newest_image_time(self, now: float) -> float | None:
         """Receive time (schedule clock) of the newest camera frame in the buffer."""
@@ -502,7 +529,9 @@ class PolicyNode(LifecycleNode):
         if not filtered.publish:
             return  # dry run: computed and reported only
         timed = [(t, a) for (t, _), a in zip(points, filtered.actions)]
-        self._command_pub.publish(self._trajectory_message(timed))
+        message = self._trajectory_message(timed)
+        self._command_pub.publish(message)
+        self._last_trajectory = message
         with self._stats_lock:
             self._counters["trajectories_published"] += 1
             self._counters["commands_published"] += len(timed)

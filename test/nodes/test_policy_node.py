@@ -246,3 +246,43 @@ def test_stream_mode_dry_run_and_stop_on_deactivate(start_node, graph_client, ro
     count = len(robot.trajectories)
     graph_client.spin_for(0.6)
     assert len(robot.trajectories) == count, "deactivate_behavior=stop kept publishing"
+
+
+def test_under_sim_time_a_still_clock_gets_the_last_trajectory_again(start_node, graph_client,
+                                                                      checkpoint):
+    # A lockstep simulator only steps on commands: a trajectory it missed must come again.
+    from rosgraph_msgs.msg import Clock
+
+    node = graph_client.node
+    clock_pub = node.create_publisher(Clock, "/clock", 10)
+    image_pub = node.create_publisher(Image, "camera/image_raw", 10)
+    joint_pub = node.create_publisher(JointState, "joint_states", 10)
+    trajectories: list[JointTrajectory] = []
+    node.create_subscription(JointTrajectory, "joint_trajectory", trajectories.append, 50)
+    proc = _start(start_node, graph_client, checkpoint, use_sim_time=True)
+    assert graph_client.change_lifecycle_state(NODE, "configure")
+    assert graph_client.change_lifecycle_state(NODE, "activate")
+
+    stamp = Clock().clock
+    stamp.sec = 3
+
+    def publish_observation():
+        clock_pub.publish(Clock(clock=stamp))
+        image = Image(height=IMAGE_SIZE, width=IMAGE_SIZE, encoding="rgb8", step=IMAGE_SIZE * 3)
+        image.header.stamp = stamp
+        image.data = np.full((IMAGE_SIZE, IMAGE_SIZE, 3), 90, np.uint8).tobytes()
+        image_pub.publish(image)
+        joints = JointState(name=list(JOINTS), position=[0.0] * len(JOINTS))
+        joints.header.stamp = stamp
+        joint_pub.publish(joints)
+
+    timer = node.create_timer(0.2, publish_observation)  # same simulated instant, repeated
+    assert graph_client.spin_until(lambda: trajectories, 20), proc.log_text()
+    first = trajectories[0]
+    assert first.header.stamp.sec == 3
+    assert graph_client.spin_until(lambda: len(trajectories) >= 2, 5), proc.log_text()
+    again = trajectories[1]
+    assert again.header.stamp == first.header.stamp
+    assert [list(p.positions) for p in again.points] == [list(p.positions) for p in first.points]
+    assert _points(again) == _points(first)
+    node.destroy_timer(timer)
