@@ -40,7 +40,7 @@ def _node_classes():
 def _rclpy_attributes(graph_client) -> set[str]:
     from rclpy.lifecycle import LifecycleNode
 
-    probe = LifecycleNode("attribute_probe")
+    probe = LifecycleNode("node_attributes_probe")
     try:
         return set(vars(probe))
     finally:
@@ -79,9 +79,11 @@ def test_policy_node_under_sim_time_keeps_its_clock_subscription_through_lifecyc
     from snapflow_ros.nodes.policy_node import PolicyNode
 
     checkpoint = write_tiny_checkpoint(tmp_path / "ckpt", image_size=32)
-    node = PolicyNode(parameter_overrides=[Parameter("use_sim_time", value=True),
-                                           Parameter("checkpoint", value=str(checkpoint)),
-                                           Parameter("device", value="cpu")])
+    # Its own name: services of a "snapflow_policy" destroyed here would linger in the graph
+    # caches of this process and catch calls meant for the node other tests start.
+    node = PolicyNode("node_attributes_policy", parameter_overrides=[
+        Parameter("use_sim_time", value=True), Parameter("checkpoint", value=str(checkpoint)),
+        Parameter("device", value="cpu")])
     try:
         for _ in range(2):  # configure / activate / deactivate / cleanup, twice
             for transition in (node.trigger_configure, node.trigger_activate):
