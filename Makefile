@@ -32,7 +32,7 @@ test-sim:
 	$(VENV_SIM)/python -m pytest test/sim -q -p no:cacheprovider $(PYTEST_ARGS)
 
 lint:
-	$(VENV)/ruff check snapflow_ros test benchmarks launch setup.py
+	$(VENV)/ruff check snapflow_ros test benchmarks launch scripts setup.py
 
 clean:
 	rm -rf .venv .venv-sim build install log *.egg-info .pytest_cache .ruff_cache

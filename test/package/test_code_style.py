@@ -11,7 +11,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 HEADER = ("# Copyright 2026 The snapflow_ros Authors", "# SPDX-License-Identifier: Apache-2.0")
-SOURCE_DIRS = ("snapflow_ros", "test", "benchmarks", "launch")
+SOURCE_DIRS = ("snapflow_ros", "test", "benchmarks", "launch", "scripts")
 
 
 def _python_files() -> list[Path]:
