@@ -33,9 +33,8 @@ from snapflow_ros.evaluation.closed_loop import (
 )
 from snapflow_ros.sim.aloha_env import ALOHA_JOINT_NAMES
 
-TOPICS = BagTopicsConfig(camera_topics=("/camera/image_raw",), camera_keys=("top",),
-                         state_topic="/joint_states", action_topic="/joint_trajectory",
-                         action_type="joint_trajectory", image_height=16, image_width=16)
+# The defaults read the simulator's recordings; images are decoded small since they are unused.
+TOPICS = BagTopicsConfig(image_height=16, image_width=16)
 
 
 def phase_lag(robot: np.ndarray, expert: np.ndarray) -> np.ndarray:

@@ -29,10 +29,8 @@ import numpy as np
 from snapflow_ros.data.bag_reader import find_bags, read_bag
 from snapflow_ros.data.config import BagTopicsConfig
 
-# The demo recordings' topics; images are decoded at a small size since they are not used.
-TOPICS = BagTopicsConfig(camera_topics=("/camera/image_raw",), camera_keys=("top",),
-                         state_topic="/joint_states", action_topic="/joint_trajectory",
-                         action_type="joint_trajectory", image_height=16, image_width=16)
+# The defaults read the simulator's recordings; images are decoded small since they are unused.
+TOPICS = BagTopicsConfig(image_height=16, image_width=16)
 
 
 def episode_actions(folder: str) -> list[np.ndarray]:

@@ -86,7 +86,7 @@ class BagPlayerNode(Node):
             raise ConfigError("no topic of the recording can be played (message packages "
                               f"missing for: {', '.join(skipped)})")
         self._clock_pub = (self.create_publisher(Clock, "/clock", 10)
-                       if self.config.publish_clock else None)
+                           if self.config.publish_clock else None)
         self._stop = threading.Event()
         self.finished = threading.Event()
         self.error: BaseException | None = None

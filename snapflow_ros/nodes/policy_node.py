@@ -231,7 +231,7 @@ class PolicyNode(LifecycleNode):
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._latency_pub = self.create_publisher(Float64MultiArray, "~/latency_ms", 10)
         self._owned_timers.append(self.create_timer(config.diagnostics_period_s,
-                                              self._publish_diagnostics))
+                                                    self._publish_diagnostics))
         if config.output_mode == "stream":
             self._owned_timers.append(self.create_timer(config.control_period_s,
                                                         self._on_control_tick))

@@ -37,7 +37,7 @@ def _node_classes():
             if issubclass(cls, Node) and cls.__module__ == module.__name__]
 
 
-def _rclpy_attributes(graph_client) -> set[str]:
+def _rclpy_attributes() -> set[str]:
     from rclpy.lifecycle import LifecycleNode
 
     probe = LifecycleNode("node_attributes_probe")
@@ -65,7 +65,7 @@ def _assigned_self_attributes(cls) -> set[str]:
 
 
 def test_no_node_class_assigns_an_attribute_rclpy_uses(graph_client):
-    reserved = _rclpy_attributes(graph_client)
+    reserved = _rclpy_attributes()  # graph_client: rclpy is initialised
     assert {"_subscriptions", "_timers", "_clock"} <= reserved  # the probe sees rclpy's names
     classes = _node_classes()
     assert {c.__name__ for c in classes} >= {"PolicyNode", "BagPlayerNode", "SimRobotNode"}
