@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 import rclpy
-from builtin_interfaces.msg import Duration
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
@@ -32,10 +31,11 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Float64MultiArray, MultiArrayDimension, String
-from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+from trajectory_msgs.msg import JointTrajectory
 
 from snapflow_ros.config_fields import ConfigError, replace_config
 from snapflow_ros.nodes.ros_parameters import config_from_parameters, declare_config_parameters
+from snapflow_ros.nodes.trajectory_message import trajectory_message
 from snapflow_ros.runtime.chunk_scheduler import ActionChunkScheduler
 from snapflow_ros.runtime.config import (
     PolicyRuntimeConfig,
@@ -56,11 +56,6 @@ LATENCY_LABELS = ("preprocess", "model", "postprocess", "guard", "input_to_publi
 
 def _stamp_seconds(stamp: Any) -> float:
     return float(stamp.sec) + 1e-9 * float(stamp.nanosec)
-
-
-def _duration(seconds: float) -> Duration:
-    nanoseconds = max(0, int(round(seconds * 1e9)))
-    return Duration(sec=nanoseconds // 1_000_000_000, nanosec=nanoseconds % 1_000_000_000)
 
 
 class PolicyNode(LifecycleNode):
@@ -505,16 +500,8 @@ class PolicyNode(LifecycleNode):
     # --------------------------------------------------------------------------- outputs
 
     def _trajectory_message(self, points: list[tuple[float, np.ndarray]]) -> JointTrajectory:
-        message = JointTrajectory()
-        # JointTrajectoryController starts a trajectory at its header stamp (zero: on receipt).
-        message.header.stamp = self.get_clock().now().to_msg()
-        message.joint_names = list(self._action_names)
-        for time_from_start, action in points:
-            point = JointTrajectoryPoint()
-            point.positions = [float(v) for v in action]
-            point.time_from_start = _duration(time_from_start)
-            message.points.append(point)
-        return message
+        return trajectory_message(self._action_names, points,
+                                  self.get_clock().now().to_msg())
 
     def _publish_chunk_trajectory(self, now: float, observation: Any) -> None:
         points = self._scheduler.take_trajectory(now)
