@@ -6,7 +6,7 @@ Messages are published as the raw CDR bytes stored in the bag, so every message 
 Python package is installed plays without being decoded. Start it with ``ros2 run snapflow_ros
 bag_player --ros-args -p bag:=/path/to/bag`` or ``python -m snapflow_ros.nodes.bag_player_node
 --ros-args -p bag:=...``; parameters are the fields of
-:class:`~snapflow_ros.evaluation.bag_replay.BagPlayerConfig`. Header stamps are played as
+:class:`~snapflow_ros.data.bag_replay.BagPlayerConfig`. Header stamps are played as
 recorded (old times): nodes that judge staleness by header stamps should run with
 ``use_sim_time`` and ``publish_clock:=true``.
 """
@@ -26,7 +26,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from rosgraph_msgs.msg import Clock
 
 from snapflow_ros.config_fields import ConfigError
-from snapflow_ros.evaluation.bag_replay import (
+from snapflow_ros.data.bag_replay import (
     BagPlayback,
     BagPlayerConfig,
     ReplayTimeline,

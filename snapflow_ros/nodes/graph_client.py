@@ -4,8 +4,10 @@
 
 It calls exactly the services that ``ros2 lifecycle get/set`` and ``ros2 param get/set`` call
 (``lifecycle_msgs/srv/GetState``, ``ChangeState``, ``rcl_interfaces/srv/GetParameters``,
-``SetParameters``), so it works on machines without the ``ros2`` CLI. Tests use it too, together
-with its subscription helpers.
+``SetParameters``), so it works on machines without the ``ros2`` CLI;
+:meth:`GraphClient.call_service` calls any other service (:meth:`GraphClient.trigger` a
+``std_srvs/srv/Trigger``). The harnesses and the tests use it too, with its node for
+subscriptions.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from rcl_interfaces.srv import GetParameters, SetParameters
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+from std_srvs.srv import Trigger
 
 TRANSITIONS = {
     "configure": Transition.TRANSITION_CONFIGURE,
@@ -41,6 +44,11 @@ _SHUTDOWN_FROM = {
 
 class GraphClientError(RuntimeError):
     """A service did not answer in time or the target node is not there."""
+
+
+def _service(node: str, name: str) -> str:
+    """The absolute name of ``node``'s service ``name``."""
+    return f"/{node.lstrip('/')}/{name}"
 
 
 def _to_python(value_msg: Any) -> Any:
@@ -112,7 +120,14 @@ class GraphClient:
         """Wait until ``name`` appears in the graph."""
         return self.spin_until(lambda: name in self.node_names(), timeout)
 
-    def _call(self, srv_type: type, service: str, request: Any, timeout: float) -> Any:
+    def call_service(self, srv_type: type, service: str, request: Any,
+                     timeout: float = 10.0) -> Any:
+        """Call ``service`` (type ``srv_type``) with ``request``; its response.
+
+        Waits up to ``timeout`` seconds for the service and again for the answer, raising
+        :class:`GraphClientError` when either does not come. Clients are created once per
+        service and reused.
+        """
         key = (srv_type, service)
         if key not in self._clients:
             self._clients[key] = self.node.create_client(srv_type, service)
@@ -124,11 +139,16 @@ class GraphClient:
             raise GraphClientError(f"service {service} did not answer within {timeout} s")
         return future.result()
 
+    def trigger(self, service: str, timeout: float = 10.0) -> tuple[bool, str]:
+        """Call a ``std_srvs/srv/Trigger`` service: ``(success, message)``."""
+        reply = self.call_service(Trigger, service, Trigger.Request(), timeout)
+        return bool(reply.success), str(reply.message)
+
     # -- lifecycle ----------------------------------------------------------------------------
     def lifecycle_state(self, node: str, timeout: float = 10.0) -> str:
         """Label of ``node``'s current lifecycle state (``unconfigured``, ``active``, ...)."""
-        return self._call(GetState, f"/{node.lstrip('/')}/get_state", GetState.Request(),
-                          timeout).current_state.label
+        return self.call_service(GetState, _service(node, "get_state"), GetState.Request(),
+                                 timeout).current_state.label
 
     def change_lifecycle_state(self, node: str, transition: str, timeout: float = 60.0) -> bool:
         """Request ``transition`` (configure, activate, ...); True if the node accepted it."""
@@ -136,22 +156,22 @@ class GraphClient:
             raise ValueError(f"unknown transition '{transition}'; one of {', '.join(TRANSITIONS)}")
         transition_id = TRANSITIONS[transition]
         if transition_id is None:
-            state = self._call(GetState, f"/{node.lstrip('/')}/get_state", GetState.Request(),
-                               timeout).current_state.id
+            state = self.call_service(GetState, _service(node, "get_state"),
+                                      GetState.Request(), timeout).current_state.id
             if state not in _SHUTDOWN_FROM:
                 return False
             transition_id = _SHUTDOWN_FROM[state]
         request = ChangeState.Request()
         request.transition.id = transition_id
-        return bool(self._call(ChangeState, f"/{node.lstrip('/')}/change_state", request,
-                               timeout).success)
+        return bool(self.call_service(ChangeState, _service(node, "change_state"), request,
+                                      timeout).success)
 
     # -- parameters ---------------------------------------------------------------------------
     def get_parameters(self, node: str, names: list[str], timeout: float = 10.0) -> dict:
         """Values of parameters ``names`` of ``node`` (None for undeclared ones)."""
         request = GetParameters.Request(names=list(names))
-        response = self._call(GetParameters, f"/{node.lstrip('/')}/get_parameters", request,
-                              timeout)
+        response = self.call_service(GetParameters, _service(node, "get_parameters"), request,
+                                     timeout)
         return {n: _to_python(v) for n, v in zip(names, response.values)}
 
     def set_parameters(self, node: str, values: dict[str, Any],
@@ -161,6 +181,6 @@ class GraphClient:
         for name, value in values.items():
             msg = ParameterMsg(name=name, value=Parameter(name, value=value).get_parameter_value())
             request.parameters.append(msg)
-        response = self._call(SetParameters, f"/{node.lstrip('/')}/set_parameters", request,
-                              timeout)
+        response = self.call_service(SetParameters, _service(node, "set_parameters"), request,
+                                     timeout)
         return {n: (r.successful, r.reason) for n, r in zip(values, response.results)}

@@ -50,7 +50,7 @@ class RobotClient:
         self.commands.publish(msg)
 
     def reset(self):
-        return self.graph._call(Trigger, f"/{NODE}/reset", Trigger.Request(), timeout=30.0)
+        return self.graph.call_service(Trigger, f"/{NODE}/reset", Trigger.Request(), timeout=30.0)
 
 
 def stamp_ns(msg):

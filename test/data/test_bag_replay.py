@@ -7,7 +7,7 @@ import pytest
 from bag_fixtures import write_demo_bag
 
 from snapflow_ros.config_fields import ConfigError
-from snapflow_ros.evaluation.bag_replay import (
+from snapflow_ros.data.bag_replay import (
     BagPlayback,
     BagPlaybackError,
     BagPlayerConfig,
