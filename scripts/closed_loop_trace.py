@@ -26,11 +26,8 @@ import numpy as np
 
 from snapflow_ros.data.bag_reader import find_bags, read_bag
 from snapflow_ros.data.config import BagTopicsConfig
-from snapflow_ros.evaluation.closed_loop import (
-    ClosedLoopCase,
-    ClosedLoopConfig,
-    ClosedLoopRunner,
-)
+from snapflow_ros.evaluation.closed_loop import ClosedLoopCase, ClosedLoopConfig
+from snapflow_ros.nodes.harness.closed_loop import ClosedLoopRunner
 from snapflow_ros.sim.aloha_env import ALOHA_JOINT_NAMES
 
 # The defaults read the simulator's recordings; images are decoded small since they are unused.
