@@ -10,7 +10,10 @@ Definitions (the SnapFlow paper reports the first five for 500 held-out samples)
 
 - per-sample MSE: the mean squared error over the valid ``(step, dimension)`` elements of one
   chunk; ``mse_mean`` / ``mse_median`` / ``mse_p90`` / ``mse_p95`` / ``mse_std`` summarise it
-  over the samples (``mse_std`` is the population std);
+  over the samples (``mse_std`` is the population std). A fully padded sample has nothing to
+  score: its MSE is NaN (not 0, which would pull the means down), every summary leaves it out
+  and ``num_samples`` counts the samples scored. :func:`per_sample_mse` is the one definition:
+  the offline and live evaluations and the trainer's validation (``val_mse_*``) all use it;
 - ``cos_sim``: the mean over samples of the cosine similarity of the flattened valid part of the
   predicted and the recorded chunk;
 - ``per_joint_mse``: squared error per action dimension, averaged over every valid step of
@@ -57,9 +60,11 @@ def _as_chunks(predicted: np.ndarray, recorded: np.ndarray,
 
 def per_sample_mse(predicted: np.ndarray, recorded: np.ndarray,
                    is_pad: np.ndarray | None = None) -> np.ndarray:
-    """MSE of each chunk over its valid steps and all action dims: ``(N,)``.
+    """MSE of each chunk over its valid steps and all action dims: ``(N,)`` float64.
 
-    A sample with no valid step at all gets NaN (it has nothing to score).
+    ``predicted`` / ``recorded`` ``(N, H, A)``, ``is_pad`` ``(N, H)`` (torch callers pass host
+    numpy copies). A sample with no valid step at all gets NaN: it has nothing to score, and
+    callers leave it out of means and percentiles (see the module documentation).
     """
     predicted, recorded, valid = _as_chunks(predicted, recorded, is_pad)
     squared = (predicted - recorded) ** 2 * valid[..., None]

@@ -49,6 +49,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 
 from snapflow_ros.config_fields import ConfigError, config_to_dict
+from snapflow_ros.evaluation.metrics import per_sample_mse
 from snapflow_ros.policies.base import FlowMatchingPolicy
 from snapflow_ros.policies.checkpoint import (
     CheckpointError,
@@ -262,14 +263,12 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _per_sample_mse(predicted: torch.Tensor, target: torch.Tensor,
-                    is_pad: torch.Tensor | None) -> torch.Tensor:
-    """Mean squared error per sample ``(B,)`` over valid chunk steps and all action dims."""
-    error = (predicted - target).pow(2).mean(dim=-1)  # (B, H)
-    if is_pad is None:
-        return error.mean(dim=1)
-    valid = (~is_pad.bool()).to(error.dtype)
-    return (error * valid).sum(dim=1) / valid.sum(dim=1).clamp_min(1.0)
+def _host(tensor: torch.Tensor | None) -> np.ndarray | None:
+    """A tensor as a host numpy array (float tensors as float32), for the numpy metrics."""
+    if tensor is None:
+        return None
+    tensor = tensor.detach()
+    return (tensor.float() if tensor.is_floating_point() else tensor).cpu().numpy()
 
 
 class _MetricsLog:
@@ -289,6 +288,8 @@ def evaluate(policy: FlowMatchingPolicy, loader: DataLoader, config: TrainConfig
              device: torch.device) -> dict[str, float]:
     """Validation loss and offline action MSE (robot units, padded steps excluded).
 
+    The MSE is :func:`~snapflow_ros.evaluation.metrics.per_sample_mse`, the offline
+    evaluation's: a sample without any valid step is left out of ``val_mse_*``.
     ``val_mse_<k>`` uses the stage's sampler (teacher: Euler; snapflow: chained jumps); in the
     snapflow stage ``val_mse_euler_<k>`` adds local-velocity Euler for comparison. Noise and
     times come from a generator seeded by ``config.seed``, so successive validations compare.
@@ -299,7 +300,7 @@ def evaluate(policy: FlowMatchingPolicy, loader: DataLoader, config: TrainConfig
     modes = ["euler"] if config.stage == "teacher" else ["jump", "euler"]
     losses: list[float] = []
     weights: list[int] = []
-    errors: dict[str, list[torch.Tensor]] = {}
+    errors: dict[str, list[np.ndarray]] = {}
     snap_config = config.snapflow_config()
     try:
         for batch in loader:
@@ -322,16 +323,19 @@ def evaluate(policy: FlowMatchingPolicy, loader: DataLoader, config: TrainConfig
                     with torch.no_grad():
                         predicted = policy.to_robot_actions(chunk)
                     name = f"val_mse_{steps}" if mode == modes[0] else f"val_mse_{mode}_{steps}"
-                    errors.setdefault(name, []).append(_per_sample_mse(
-                        predicted.float(), batch["action"].float(), batch.get("action_is_pad")
-                    ).cpu())
+                    # The offline evaluation's metric: NaN for a sample without a valid step.
+                    errors.setdefault(name, []).append(per_sample_mse(
+                        _host(predicted), _host(batch["action"]),
+                        _host(batch.get("action_is_pad"))))
     finally:
         policy.train(was_training)
     metrics = {"val_loss": float(np.average(losses, weights=weights)) if losses else math.nan}
     for name, parts in errors.items():
-        per_sample = torch.cat(parts)
-        metrics[name] = float(per_sample.mean())
-        metrics[name.replace("val_mse", "val_mse_p95")] = float(torch.quantile(per_sample, 0.95))
+        per_sample = np.concatenate(parts)
+        scored = per_sample[np.isfinite(per_sample)]  # fully padded samples have no error
+        metrics[name] = float(scored.mean()) if scored.size else math.nan
+        metrics[name.replace("val_mse", "val_mse_p95")] = (
+            float(np.percentile(scored, 95)) if scored.size else math.nan)
     metrics["val_samples"] = float(sum(weights))
     return metrics
 

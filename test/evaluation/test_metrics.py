@@ -52,6 +52,21 @@ def test_padded_steps_past_the_episode_end_are_not_scored():
     assert [j["mse"] for j in summary["per_joint_mse"]] == [0.0, 0.0]
 
 
+def test_a_fully_padded_sample_has_no_mse_and_is_left_out_of_every_summary():
+    recorded = np.zeros((3, 2, 1))
+    predicted = np.zeros((3, 2, 1))
+    predicted[0] = 1.0  # MSE 1
+    predicted[1] = 50.0  # only padding: nothing to score
+    is_pad = np.array([[False, False], [True, True], [False, True]])
+    mse = metrics.per_sample_mse(predicted, recorded, is_pad)
+    assert mse[0] == 1.0 and np.isnan(mse[1]) and mse[2] == 0.0
+    summary = metrics.summarize(predicted, recorded, is_pad)
+    # The mean of the scored samples (1 and 0), not of three with a 0 or NaN in for the padded.
+    assert summary["mse_mean"] == pytest.approx(0.5) and summary["num_samples"] == 2
+    with pytest.raises(ValueError, match="no sample"):
+        metrics.summarize(predicted[1:2], recorded[1:2], is_pad[1:2])
+
+
 def test_per_joint_and_chunk_position_errors_locate_the_mistake():
     recorded = np.zeros((4, 3, 2))
     predicted = recorded.copy()
