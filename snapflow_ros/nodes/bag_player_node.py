@@ -32,6 +32,7 @@ from snapflow_ros.data.bag_replay import (
     ReplayTimeline,
     sleep_until,
 )
+from snapflow_ros.nodes.node_process import stop_with_parent
 from snapflow_ros.nodes.ros_parameters import config_from_parameters, declare_config_parameters
 
 NODE_NAME = "bag_player"
@@ -180,6 +181,7 @@ class BagPlayerNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Run the bag player: 0 after playing (``exit_when_done``), 2 on a bad bag or parameter."""
+    stop_with_parent()
     rclpy.init(args=args if args is not None else sys.argv)
     try:
         node = BagPlayerNode()

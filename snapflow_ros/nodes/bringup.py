@@ -2,9 +2,11 @@
 # SPDX-License-Identifier: Apache-2.0
 """``snapflow bringup``: what ``ros2 launch snapflow_ros policy.launch.py`` does, without launch.
 
-Starts the policy node as a process with the parameter file, overrides and remaps, configures
-and activates it (unless ``--no-autostart``), then waits; Ctrl-C stops the node (SIGINT, then
-SIGKILL after a timeout).
+Starts the policy node as a process with the parameter file, overrides and remaps (passed as
+``--ros-args --param NAME:=VALUE --remap FROM:=TO``), configures and activates it (unless
+``--no-autostart``), then waits. Ctrl-C, SIGTERM (systemd, ``docker stop``) and SIGHUP all stop
+the node the same way (SIGINT to it, SIGKILL after a timeout) and exit 0; if bringup itself is
+killed outright, the node gets SIGTERM from the kernel (see :mod:`snapflow_ros.nodes.node_process`).
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
-
+from snapflow_ros.cli.exit_codes import EXIT_FAILED, EXIT_OK
+from snapflow_ros.config_fields import ConfigError
 from snapflow_ros.nodes.node_process import NodeProcess, ros_args
 
 NODE_NAME = "snapflow_policy"
@@ -51,45 +53,50 @@ def _pairs(items: list[str], what: str) -> dict[str, str]:
     pairs = {}
     for item in items:
         if ":=" not in item:
-            raise SystemExit(f"snapflow bringup: {what} '{item}' must look like NAME:=VALUE")
+            raise ConfigError(f"{what} '{item}' must look like NAME:=VALUE")
         key, value = item.split(":=", 1)
         pairs[key] = value
     return pairs
 
 
-def run_bringup(args: argparse.Namespace) -> int:
-    """Start, configure and activate the policy node; return its exit code."""
-    from snapflow_ros.nodes.graph_client import GraphClient
+def bringup_node_args(args: argparse.Namespace) -> list[str]:
+    """The policy node's ``--ros-args`` for the parsed ``snapflow bringup`` flags."""
+    from snapflow_ros.config_loading import parse_value
 
-    params = {k: yaml.safe_load(v) for k, v in _pairs(args.param, "parameter").items()}
+    params = {k: parse_value(v) for k, v in _pairs(args.param, "parameter").items()}
     params["checkpoint"] = str(Path(args.checkpoint).resolve())
     if args.device:
         params["device"] = args.device
     params_file = args.params_file or default_params_file()
+    return ros_args(params=params, params_file=params_file, remaps=_pairs(args.remap, "remap"))
+
+
+def run_bringup(args: argparse.Namespace) -> int:
+    """Start, configure and activate the policy node; return its exit code (0 when stopped)."""
+    from snapflow_ros.nodes.graph_client import GraphClient
+
     node = NodeProcess("snapflow_ros.nodes.policy_node", name=NODE_NAME,
-                       args=ros_args(params=params, params_file=params_file,
-                                     remaps=_pairs(args.remap, "remap")),
-                       env=dict(os.environ))
+                       args=bringup_node_args(args), env=dict(os.environ))
     node.start()
-    print(f"started {NODE_NAME} (pid {node.process.pid}, log {node.log_path})")
+    print(f"started {NODE_NAME} (pid {node.process.pid}, log {node.log_path})", flush=True)
     try:
         with GraphClient("snapflow_bringup") as client:
             if not client.wait_for_node(NODE_NAME, timeout=args.timeout):
                 print(f"{NODE_NAME} did not appear:\n{node.log_text()}", file=sys.stderr)
-                return 1
+                return EXIT_FAILED
             if not args.no_autostart:
                 for transition in ("configure", "activate"):
                     if not client.change_lifecycle_state(NODE_NAME, transition, args.timeout):
                         print(f"{transition} failed:\n{node.log_text()[-4000:]}",
                               file=sys.stderr)
-                        return 1
+                        return EXIT_FAILED
                     print(f"{transition}: ok")
         print(f"{NODE_NAME} is {'active' if not args.no_autostart else 'unconfigured'}; "
-              "Ctrl-C to stop")
+              "Ctrl-C to stop", flush=True)
         while node.running:
             time.sleep(0.5)
-        return node.process.returncode or 0
-    except KeyboardInterrupt:
-        return 0
+        return node.process.returncode or EXIT_OK
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM / SIGHUP through snapflow_ros.cli.main
+        return EXIT_OK
     finally:
         node.stop(timeout=10)

@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-import yaml
-
+from snapflow_ros.cli.exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
+from snapflow_ros.config_loading import parse_value
 from snapflow_ros.nodes.graph_client import TRANSITIONS, GraphClient, GraphClientError
 
 
@@ -30,21 +30,21 @@ def run_lifecycle(args: argparse.Namespace) -> int:
     """Print the node's state, or request a transition; exit 1 if it was refused."""
     if args.action == "set" and not args.transition:
         print("snapflow lifecycle set: a transition is required", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     with GraphClient("snapflow_lifecycle_cli") as client:
         try:
             if not client.wait_for_node(args.node.lstrip("/"), timeout=min(args.timeout, 10.0)):
                 print(f"node {args.node} not found in the ROS graph", file=sys.stderr)
-                return 1
+                return EXIT_FAILED
             if args.action == "get":
                 print(client.lifecycle_state(args.node, timeout=args.timeout))
-                return 0
+                return EXIT_OK
             ok = client.change_lifecycle_state(args.node, args.transition, timeout=args.timeout)
         except GraphClientError as exc:
             print(f"error: {exc}", file=sys.stderr)
-            return 1
+            return EXIT_FAILED
         print("Transitioning successful" if ok else "Transitioning failed")
-        return 0 if ok else 1
+        return EXIT_OK if ok else EXIT_FAILED
 
 
 def add_arguments_param(parser: argparse.ArgumentParser) -> None:
@@ -62,22 +62,22 @@ def run_param(args: argparse.Namespace) -> int:
         try:
             if not client.wait_for_node(args.node.lstrip("/"), timeout=args.timeout):
                 print(f"node {args.node} not found in the ROS graph", file=sys.stderr)
-                return 1
+                return EXIT_FAILED
             if args.action == "get":
                 value = client.get_parameters(args.node, [args.name], args.timeout)[args.name]
                 if value is None:
                     print(f"parameter {args.name} is not set", file=sys.stderr)
-                    return 1
+                    return EXIT_FAILED
                 print(value)
-                return 0
+                return EXIT_OK
             if args.value is None:
                 print("snapflow param set: a value is required", file=sys.stderr)
-                return 2
-            value = yaml.safe_load(args.value)
+                return EXIT_BAD_INPUT
+            value = parse_value(args.value)
             ok, reason = client.set_parameters(args.node, {args.name: value},
                                                args.timeout)[args.name]
         except GraphClientError as exc:
             print(f"error: {exc}", file=sys.stderr)
-            return 1
+            return EXIT_FAILED
         print("Set parameter successful" if ok else f"Setting parameter failed: {reason}")
-        return 0 if ok else 1
+        return EXIT_OK if ok else EXIT_FAILED

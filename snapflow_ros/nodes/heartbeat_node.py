@@ -16,6 +16,8 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from std_msgs.msg import String
 
+from snapflow_ros.nodes.node_process import stop_with_parent
+
 
 class HeartbeatNode(LifecycleNode):
     """Publishes ``heartbeat`` (std_msgs/String) at ``rate_hz`` while active."""
@@ -74,7 +76,8 @@ class HeartbeatNode(LifecycleNode):
 
 
 def main(args: list[str] | None = None) -> int:
-    """Run the heartbeat node until SIGINT."""
+    """Run the heartbeat node until SIGINT or SIGTERM, or until the process that started it ends."""
+    stop_with_parent()
     rclpy.init(args=args if args is not None else sys.argv)
     node = HeartbeatNode()
     executor = SingleThreadedExecutor()

@@ -5,16 +5,25 @@
 Used by the tests, by ``snapflow bringup`` and by the benchmarks on machines without the ``ros2``
 CLI. This module does not import rclpy: waiting for a node to appear in the graph is done by the
 caller's own rclpy node (see :func:`wait_for_node`).
+
+A node goes down with the process that started it, however that one ends (even ``kill -9``):
+on Linux the kernel sends the child SIGTERM when its parent dies (``PR_SET_PDEATHSIG``, set
+between fork and exec); elsewhere, or for a node started from a thread other than the main one
+(the signal follows the starting *thread*), :func:`stop_with_parent` in the node's ``main()``
+watches the parent instead. A node takes SIGTERM as it takes SIGINT (rclpy shuts it down).
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import random
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -23,6 +32,71 @@ from typing import Any
 SHM_DIR = Path("/dev/shm")
 # Shared-memory transport only: no sockets, no multicast, lowest latency, large images delivered.
 SHM_TRANSPORT = "SHM?max_msg_size=4MB&sockets_size=16MB"
+PARENT_PID_ENV = "SNAPFLOW_PARENT_PID"
+"""Set by :class:`NodeProcess` in the child's environment: the pid that
+:func:`stop_with_parent` watches."""
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+_PR_GET_PDEATHSIG = 2
+_PARENT_POLL_S = 0.5
+
+
+def _load_prctl():
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        return libc.prctl
+    except (OSError, AttributeError):
+        return None
+
+
+# Resolved once here: the child between fork and exec should do as little as possible.
+_PRCTL = _load_prctl()
+
+
+def parent_death_signal_options() -> dict[str, object]:
+    """``subprocess.Popen`` options making the child get SIGTERM when this process dies.
+
+    Linux only, and only from the main thread (the kernel signals when the starting *thread*
+    exits); otherwise empty, and :func:`stop_with_parent` in the child covers it.
+    """
+    if _PRCTL is None or threading.current_thread() is not threading.main_thread():
+        return {}
+    parent = os.getpid()
+
+    def set_parent_death_signal() -> None:  # runs in the child, between fork and exec
+        _PRCTL(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the signal was armed
+            os._exit(128 + int(signal.SIGTERM))
+
+    return {"preexec_fn": set_parent_death_signal}
+
+
+def _parent_death_signal_armed() -> bool:
+    if _PRCTL is None:
+        return False
+    armed = ctypes.c_int(0)
+    return _PRCTL(_PR_GET_PDEATHSIG, ctypes.byref(armed), 0, 0, 0) == 0 and armed.value != 0
+
+
+def stop_with_parent() -> bool:
+    """In a node's ``main()``: SIGTERM this process when the one that started it is gone.
+
+    Does nothing unless :class:`NodeProcess` started this process, or when the kernel's
+    parent-death signal is already armed; else watches the parent from a daemon thread (every
+    0.5 s). Returns True when a watcher was started.
+    """
+    expected = os.environ.get(PARENT_PID_ENV, "")
+    if not expected.isdigit() or _parent_death_signal_armed():
+        return False
+
+    def watch() -> None:
+        while os.getppid() == int(expected):
+            time.sleep(_PARENT_POLL_S)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="stop_with_parent", daemon=True).start()
+    return True
 
 
 def isolated_ros_environment(base: Mapping[str, str] | None = None, *,
@@ -53,16 +127,20 @@ def ros_args(*, params: Mapping[str, Any] | None = None,
              params_file: str | os.PathLike | None = None,
              remaps: Mapping[str, str] | None = None,
              node_name: str | None = None) -> list[str]:
-    """``--ros-args`` list for parameters, a parameter file, remappings and a node name."""
+    """``--ros-args`` list for parameters, a parameter file, remappings and a node name.
+
+    Every item sits after ``--ros-args`` in its long form (``--param``, ``--remap``): a bare
+    ``FROM:=TO`` outside it is the syntax rcl warns is deprecated.
+    """
     args = ["--ros-args"]
     if params_file is not None:
         args += ["--params-file", str(params_file)]
     for key, value in (params or {}).items():
-        args += ["-p", f"{key}:={_format_value(value)}"]
+        args += ["--param", f"{key}:={_format_value(value)}"]
     for src, dst in (remaps or {}).items():
-        args += ["-r", f"{src}:={dst}"]
+        args += ["--remap", f"{src}:={dst}"]
     if node_name:
-        args += ["-r", f"__node:={node_name}"]
+        args += ["--remap", f"__node:={node_name}"]
     return args
 
 
@@ -91,7 +169,11 @@ def _files_mapped_by_live_processes() -> set[str]:
 
 
 class NodeProcess:
-    """One node running in its own process, stopped with SIGINT, then SIGKILL."""
+    """One node running in its own process, stopped with SIGINT, then SIGKILL.
+
+    It has its own session (a Ctrl-C at the terminal reaches only the starting process, which
+    stops it in :meth:`stop`) and gets SIGTERM when the starting process dies.
+    """
 
     def __init__(self, module: str, *, args: Iterable[str] = (),
                  env: Mapping[str, str] | None = None, python: str | None = None,
@@ -110,9 +192,11 @@ class NodeProcess:
         """Launch the process; its stdout and stderr go to :attr:`log_path`."""
         self._shm_before = _fastdds_shm_files()
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.env[PARENT_PID_ENV] = str(os.getpid())
         self.process = subprocess.Popen(self.command, env=self.env, stdout=self._log,
                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                        start_new_session=True)
+                                        start_new_session=True,
+                                        **parent_death_signal_options())
         return self
 
     @property

@@ -55,6 +55,7 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from snapflow_ros.config_fields import ConfigError, check_config, param, replace_config
+from snapflow_ros.nodes.node_process import stop_with_parent
 from snapflow_ros.nodes.ros_parameters import config_from_parameters, declare_config_parameters
 from snapflow_ros.sim.aloha_env import ALOHA_JOINT_NAMES, CONTROL_PERIOD_S, AlohaSimConfig
 from snapflow_ros.sim.demo_recording import EVAL_SEED_START
@@ -357,6 +358,7 @@ class SimRobotNode(Node):
 
 def main(args: list[str] | None = None) -> int:
     """Run the ``sim_robot`` node until SIGINT; returns the process exit code."""
+    stop_with_parent()
     rclpy.init(args=args)
     executor = SingleThreadedExecutor()
     node = None

@@ -45,8 +45,10 @@ from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
+from snapflow_ros.cli.exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
 from snapflow_ros.config_fields import ConfigError, config_from_dict
 from snapflow_ros.data.config import BagTopicsConfig
+from snapflow_ros.nodes.node_process import stop_with_parent
 from snapflow_ros.nodes.ros_parameters import (
     config_from_parameters,
     declare_config_parameters,
@@ -60,9 +62,6 @@ from snapflow_ros.training.train_job import (
     render_train_params_yaml,
 )
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
 # A checkpoint or final status published just before exit needs a moment to reach subscribers.
 _LINGER_S = 1.0
 # How long SIGINT waits for the step in progress and the final checkpoint.
@@ -313,6 +312,7 @@ def main(args: list[str] | None = None) -> int:
     SIGINT stops the job after a final checkpoint, which is still published before the process
     exits; a second SIGINT exits at once.
     """
+    stop_with_parent()
     # Our own SIGINT handling: rclpy's would shut the context down before the final checkpoint
     # could be announced on ~/checkpoint and /diagnostics.
     rclpy.init(args=args if args is not None else sys.argv,

@@ -8,7 +8,8 @@ import dataclasses
 
 from snapflow_ros.config_fields import ConfigError, check_config, param
 
-STAGES = ("teacher", "snapflow")
+TRAINING_STAGES = ("teacher", "snapflow")
+"""The two training stages; a checkpoint records which one produced it."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -16,7 +17,7 @@ class TrainConfig:
     """Optimisation, validation, checkpointing and SnapFlow settings of one training run."""
 
     stage: str = param("teacher", "teacher: flow matching on all parameters; snapflow: freeze the "
-                       "observation encoder and self-distil to one step.", choices=STAGES)
+                       "observation encoder and self-distil to one step.", choices=TRAINING_STAGES)
     steps: int = param(3000, "Total optimiser steps of the run (a resumed run counts on).",
                        low=1)
     batch_size: int = param(32, "Samples per optimiser step (per process when distributed).",

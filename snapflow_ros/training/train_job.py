@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """One training job, from rosbag2 recordings to checkpoints: ``snapflow train`` and the node.
 
-The same job runs from the command line (:mod:`snapflow_ros.training.train_cli`) and from the
+The same job runs from the command line (:mod:`snapflow_ros.cli.train`) and from the
 ``snapflow_trainer`` ROS 2 node (:mod:`snapflow_ros.nodes.train_node`).
 
 :func:`run_train_job` finds the bags, loads their episodes (and reports what was read before any
@@ -18,6 +18,8 @@ split, builds the policy (from scratch, from a pretrained LeRobot checkpoint, or
   own config, e.g. ``CompactPolicyConfig`` fields);
 - ROS parameters (``snapflow_trainer: {ros__parameters: {...}}``, as ``config/train.yaml``):
   every key flat, policy settings as ``policy_overrides: ["key=value", ...]``.
+
+Files and ``key=value`` items are read by :mod:`snapflow_ros.config_loading`, as for every command.
 
 This module imports neither torch nor rclpy at module level.
 """
@@ -40,56 +42,25 @@ from snapflow_ros.config_fields import (
     param,
     render_ros_params_yaml,
 )
+from snapflow_ros.config_loading import (
+    apply_overrides,
+    node_parameters,
+    read_yaml_mapping,
+    set_nested,
+    split_override,
+)
 from snapflow_ros.data.config import BagTopicsConfig
+from snapflow_ros.policies.registry import lerobot_policy_types, policy_types
 from snapflow_ros.training.config import TrainConfig
 
 LOGGER = logging.getLogger(__name__)
 
 NODE_NAME = "snapflow_trainer"
-POLICY_TYPES = ("auto", "compact", "smolvla", "pi0", "pi05")
-LEROBOT_POLICY_TYPES = ("smolvla", "pi0", "pi05")
+POLICY_TYPES = ("auto", *policy_types())
+LEROBOT_POLICY_TYPES = lerobot_policy_types()
 SECTIONS = {"data": BagTopicsConfig, "train": TrainConfig}
 JOB_CONFIG_FILE = "train_job.yaml"
 """Written into the run directory: the resolved job, to see (and rerun) what was trained."""
-
-
-def parse_override_value(text: str) -> Any:
-    """A ``--set`` / ``policy_overrides`` value: YAML (``[4, 8]``, ``true``), numbers as numbers.
-
-    YAML 1.1 reads ``1e-3`` as a string; it is a number here.
-    """
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"cannot parse value {text!r}: {exc}") from exc
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return value
-    return value
-
-
-def split_override(item: str) -> tuple[str, Any]:
-    """``"key=value"`` -> ``(key, parsed value)``; raises :class:`ConfigError` without ``=``."""
-    key, sep, value = item.partition("=")
-    key = key.strip()
-    if not sep or not key:
-        raise ConfigError(f"override {item!r}: expected key=value")
-    return key, parse_override_value(value.strip())
-
-
-def set_nested(mapping: dict, dotted_key: str, value: Any) -> None:
-    """``mapping["a"]["b"] = value`` for ``dotted_key`` ``"a.b"``, creating inner mappings."""
-    *parents, last = dotted_key.split(".")
-    target = mapping
-    for name in parents:
-        inner = target.get(name)
-        if not isinstance(inner, dict):
-            inner = {}
-            target[name] = inner
-        target = inner
-    target[last] = value
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,11 +103,7 @@ class TrainJobConfig:
 
     def policy_config_overrides(self) -> dict:
         """The ``policy`` mapping with ``policy_overrides`` applied (dotted keys nested)."""
-        merged = _deep_copy(self.policy)
-        for item in self.policy_overrides:
-            key, value = split_override(item)
-            set_nested(merged, key, value)
-        return merged
+        return apply_overrides(self.policy, self.policy_overrides)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,10 +126,6 @@ class TrainNodeConfig:
 
     def __post_init__(self) -> None:
         check_config(self)
-
-
-def _deep_copy(mapping: dict) -> dict:
-    return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in mapping.items()}
 
 
 def _field_names(cls: type) -> set[str]:
@@ -221,25 +184,7 @@ def read_train_job_yaml(path: str | Path, node_name: str = NODE_NAME) -> dict:
     Kept raw so that command-line flags can be merged in before fields that derive from others
     (camera keys from topics, action joints from joints) are filled in.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
-    for key in (node_name, f"/{node_name}", "/**"):
-        if isinstance(data.get(key), dict) and "ros__parameters" in data[key]:
-            data = data[key]
-            break
-    else:
-        nodes = [k for k, v in data.items() if isinstance(v, dict) and "ros__parameters" in v]
-        if nodes:
-            raise ConfigError(f"{path}: parameters are for node(s) {nodes}, not '{node_name}'")
-    if "ros__parameters" in data:
-        data = data["ros__parameters"] or {}
+    data = node_parameters(read_yaml_mapping(path), node_name, path=path)
     try:
         return job_mapping_sections(data)
     except ConfigError as exc:
@@ -366,18 +311,9 @@ def _init_robot_and_data(job: TrainJobConfig, log: Callable[[str], None]):
     return info, kind, robot, data
 
 
-def _policy_factory_kwargs(factory: Callable, checkpoint: Path) -> dict:
-    import inspect
-
-    return ({"checkpoint_dir": checkpoint}
-            if "checkpoint_dir" in inspect.signature(factory).parameters else {})
-
-
-def _load_init_policy(info: dict, kind: str, robot, overrides: dict):
+def _load_init_policy(info: dict, overrides: dict):
     """The ``init_checkpoint`` policy, rebuilt with ``overrides`` applied to its config."""
-    from snapflow_ros.policies.checkpoint import CheckpointError, load_policy, load_weights
-    from snapflow_ros.policies.normalization import NormalizationStats
-    from snapflow_ros.policies.registry import policy_class
+    from snapflow_ros.policies.checkpoint import CheckpointError, load_policy
 
     checkpoint = Path(info["checkpoint_dir"])
     if not overrides:
@@ -385,45 +321,28 @@ def _load_init_policy(info: dict, kind: str, robot, overrides: dict):
     config = dict(info["config"]["policy_config"])
     for key, value in overrides.items():
         set_nested(config, key, value)
-    stats = (NormalizationStats.from_dict(info["normalization"])
-             if info["normalization"] is not None else None)
-    factory = policy_class(kind).from_policy_config
     try:
-        policy = factory(config, robot, stats, **_policy_factory_kwargs(factory, checkpoint))
-    except ConfigError as exc:
-        raise ConfigError(f"policy overrides on --init checkpoint {checkpoint}: {exc}") from exc
-    try:
-        load_weights(policy, checkpoint)
+        # Still in train mode's hands: load_policy returns eval mode, the trainer switches.
+        return load_policy(checkpoint, policy_config=config)
     except CheckpointError as exc:
-        raise ConfigError(f"policy overrides {sorted(overrides)} change the architecture of "
-                          f"--init checkpoint {checkpoint}: {exc}") from exc
-    load_extra = getattr(policy, "load_extra", None)
-    if load_extra is not None:
-        load_extra(checkpoint)
-    return policy
+        raise ConfigError(f"policy overrides {sorted(overrides)} do not fit --init checkpoint "
+                          f"{checkpoint} (a change of architecture?): {exc}") from exc
 
 
 def _build_new_policy(job: TrainJobConfig, kind: str, robot, stats, overrides: dict):
     """A fresh policy (seeded with ``train.seed``) or a pretrained LeRobot one."""
     import torch
 
-    from snapflow_ros.policies.registry import build_policy
-    from snapflow_ros.training.trainer import resolve_device
+    from snapflow_ros.devices import resolve_device
+    from snapflow_ros.policies.registry import new_policy
 
     config = dict(overrides)
     torch.manual_seed(job.train.seed)
-    if kind not in LEROBOT_POLICY_TYPES:
-        return build_policy(kind, config, robot, stats)
-    from snapflow_ros.policies.lerobot_vla.common import LeRobotVLAConfig
-    from snapflow_ros.policies.registry import policy_class
-
-    if job.policy_path:
-        config.setdefault("pretrained_path", job.policy_path)
-    config.setdefault("device", str(resolve_device(job.train.device)))
-    # build(), not the registry's from_policy_config(): that one restores a recorded
-    # architecture without loading weights, and pretrained_path must load them.
-    return policy_class(kind).build(config_from_dict(LeRobotVLAConfig, config, where="policy."),
-                                    robot, stats)
+    if kind in LEROBOT_POLICY_TYPES:
+        if job.policy_path:
+            config.setdefault("pretrained_path", job.policy_path)
+        config.setdefault("device", str(resolve_device(job.train.device)))
+    return new_policy(kind, config, robot, stats)
 
 
 def run_train_job(
@@ -481,7 +400,7 @@ def run_train_job(
                                      what=f"--init checkpoint {init_info['checkpoint_dir']}")
         except CheckpointMismatchError as exc:
             raise _bags_mismatch(exc, job.bags) from None
-        policy = _load_init_policy(init_info, kind, init_robot, overrides)
+        policy = _load_init_policy(init_info, overrides)
     else:
         stats = compute_normalization_stats(train_episodes)
         policy = _build_new_policy(job, kind, bag_robot, stats, overrides)

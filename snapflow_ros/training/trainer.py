@@ -49,6 +49,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 
 from snapflow_ros.config_fields import ConfigError, config_to_dict
+from snapflow_ros.devices import resolve_device
 from snapflow_ros.evaluation.metrics import per_sample_mse
 from snapflow_ros.policies.base import FlowMatchingPolicy
 from snapflow_ros.policies.checkpoint import (
@@ -98,15 +99,6 @@ def collate_samples(samples: list[dict]) -> dict:
     if isinstance(first, (int, float)):
         return torch.tensor(samples)
     return list(samples)
-
-
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """``auto`` -> ``cuda:<local_rank>`` when CUDA is available, else ``cpu``; others as given."""
-    if name == "auto":
-        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
-    if name == "cuda":
-        return torch.device(f"cuda:{local_rank}")
-    return torch.device(name)
 
 
 def _to_device(batch: Any, device: torch.device) -> Any:

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from snapflow_ros.config_fields import ConfigError
+from snapflow_ros.devices import resolve_device
 from snapflow_ros.policies.base import CheckpointMismatchError, RobotInterface
 from snapflow_ros.policies.checkpoint import export_checkpoint
 from snapflow_ros.policies.compact.configuration_compact import CompactPolicyConfig
@@ -17,7 +18,7 @@ from snapflow_ros.runtime.config import PolicyRuntimeConfig, resolve_for_policy
 from snapflow_ros.runtime.image_decoding import resize_for_model
 from snapflow_ros.runtime.latency_tracker import LatencyTracker
 from snapflow_ros.runtime.observation_buffer import Observation, ObservationBuffer
-from snapflow_ros.runtime.policy_runner import PolicyRunner, resolve_device
+from snapflow_ros.runtime.policy_runner import PolicyRunner
 from snapflow_ros.runtime.safety_guard import SafetyGuard
 from snapflow_ros.snapflow.sampler import predict_action_chunk
 

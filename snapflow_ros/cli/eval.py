@@ -17,7 +17,8 @@ Topics come from ``--config`` or the run's ``train_job.yaml``, overridden by the
 flags as ``snapflow train``; images are read at the checkpoint's size unless set explicitly.
 
 Exit codes: 0 done, 2 bad input (one message naming the file, topic or mismatch; no JSON or
-report written), 130 interrupted.
+report written), 130 interrupted (Ctrl-C, SIGTERM or SIGHUP; a node ``--live`` started is
+stopped first).
 """
 
 from __future__ import annotations
@@ -30,19 +31,16 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from snapflow_ros.config_fields import ConfigError, config_from_dict, config_to_dict
-from snapflow_ros.data.config import BagTopicsConfig
-from snapflow_ros.data.export_cli import (
+from snapflow_ros.cli.exit_codes import EXIT_OK
+from snapflow_ros.cli.export import (
     add_bag_topic_arguments,
     merge_bag_topic_flags,
     read_config_sections,
 )
+from snapflow_ros.config_fields import ConfigError, config_from_dict, config_to_dict
+from snapflow_ros.config_loading import read_yaml_mapping
+from snapflow_ros.data.config import BagTopicsConfig
 
-EXIT_OK = 0
-EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 130
 TRAIN_JOB_FILE = "train_job.yaml"
 
 
@@ -154,13 +152,7 @@ def training_job_file(checkpoint_dir: Path) -> Path | None:
 
 def _read_training_job(checkpoint_dir: Path) -> dict:
     path = training_job_file(checkpoint_dir)
-    if path is None:
-        return {}
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read the training job: {exc}") from exc
-    return data if isinstance(data, dict) else {}
+    return read_yaml_mapping(path) if path is not None else {}
 
 
 def _checkpoint_dirs(named: dict[str, Path]) -> dict[str, Path]:
@@ -313,76 +305,60 @@ def _live_config(args: argparse.Namespace):
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    """Run ``snapflow eval``; returns the exit code (0, 2 bad input, 130 interrupted)."""
-    from snapflow_ros.data.bag_reader import BagError
+    """Run ``snapflow eval``; returns 0 (bad input raises ConfigError / BagError first).
 
+    Nothing is written unless the evaluation completes; errors and interrupts become exit codes
+    in :func:`snapflow_ros.cli.main`.
+    """
     def log(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
+    if not args.checkpoints and not (args.live and args.node_running):
+        raise ConfigError("no checkpoint given: pass --checkpoint [NAME=]DIR (repeatable)")
+    if args.live and len(args.checkpoints) > 1:
+        raise ConfigError("--live evaluates one checkpoint (the node runs one)")
+    _check_output_paths(args)
+    if args.live:
+        _live_config(args)  # refuse a bad --rate / --n-act before reading any bag
+    named = parse_checkpoint_specs(args.checkpoints)
+    checkpoints = _checkpoint_dirs(named)
+    topics, bags, split = _resolve_settings(args, checkpoints, log)
+    config = _eval_config(args, split)
+    import torch
+
+    from snapflow_ros.devices import resolve_device
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     try:
-        if not args.checkpoints and not (args.live and args.node_running):
-            raise ConfigError("no checkpoint given: pass --checkpoint [NAME=]DIR (repeatable)")
-        if args.live and len(args.checkpoints) > 1:
-            raise ConfigError("--live evaluates one checkpoint (the node runs one)")
-        _check_output_paths(args)
-        if args.live:
-            _live_config(args)  # refuse a bad --rate / --n-act before reading any bag
-        named = parse_checkpoint_specs(args.checkpoints)
-        checkpoints = _checkpoint_dirs(named)
-        topics, bags, split = _resolve_settings(args, checkpoints, log)
-        config = _eval_config(args, split)
-        import torch
+        resolve_device(args.device)
+    except ConfigError as exc:
+        raise ConfigError(f"--device {args.device}: {exc}") from None
+    from snapflow_ros.data.episodes import load_episodes
 
-        if args.threads > 0:
-            torch.set_num_threads(args.threads)
-        try:
-            device = torch.device(args.device)
-        except RuntimeError as exc:
-            raise ConfigError(f"--device {args.device}: {exc}") from None
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ConfigError(f"--device {args.device}: CUDA is not available here")
-        from snapflow_ros.data.episodes import load_episodes
+    episodes, summary = load_episodes(bags, topics, progress=not args.no_progress,
+                                      cache_dir=args.cache_dir or None)
+    log(summary.format())
+    _check_interfaces(checkpoints, episodes)
+    if args.live:
+        from snapflow_ros.nodes.harness.live_replay import run_live_evaluation
 
-        episodes, summary = load_episodes(bags, topics, progress=not args.no_progress,
-                                          cache_dir=args.cache_dir or None)
-        log(summary.format())
-        _check_interfaces(checkpoints, episodes)
-        if args.live:
-            from snapflow_ros.evaluation.live_replay import run_live_evaluation
+        result = run_live_evaluation(_live_config(args), next(iter(checkpoints.items()), None),
+                                     episodes, topics, config, log=log)
+        title = "SnapFlow live replay evaluation"
+    else:
+        from snapflow_ros.evaluation.offline import evaluate_checkpoints
 
-            result = run_live_evaluation(_live_config(args), next(iter(checkpoints.items()), None),
-                                         episodes, topics, config, log=log)
-            title = "SnapFlow live replay evaluation"
-        else:
-            from snapflow_ros.evaluation.offline import evaluate_checkpoints
+        result = evaluate_checkpoints(checkpoints, episodes, config,
+                                      progress=not args.no_progress)
+        title = "SnapFlow offline evaluation"
+    result["data"] = config_to_dict(topics)
+    result["bags"] = [str(b) for b in bags]
+    from snapflow_ros.evaluation.report import format_table
 
-            result = evaluate_checkpoints(checkpoints, episodes, config,
-                                          progress=not args.no_progress)
-            title = "SnapFlow offline evaluation"
-        result["data"] = config_to_dict(topics)
-        result["bags"] = [str(b) for b in bags]
-        from snapflow_ros.evaluation.report import format_table
-
-        _write_outputs(result, args, title)
-    except (BagError, ConfigError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    _write_outputs(result, args, title)
     print(format_table(result))
     for flag, value in (("report", args.report), ("json", args.json)):
         if value:
             print(f"{flag}: {value}")
     return EXIT_OK
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m snapflow_ros.evaluation.eval_cli ...`` (same as ``snapflow eval``)."""
-    parser = argparse.ArgumentParser(prog="snapflow eval", description=__doc__.splitlines()[0])
-    add_arguments_eval(parser)
-    return run_eval(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

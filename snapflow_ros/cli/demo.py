@@ -35,14 +35,16 @@ import json
 import os
 import resource
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import yaml
-
+from snapflow_ros.cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
+from snapflow_ros.cli.signals import StopRequested
 from snapflow_ros.config_fields import (
     ConfigError,
     check_config,
@@ -50,14 +52,12 @@ from snapflow_ros.config_fields import (
     config_to_dict,
     param,
 )
+from snapflow_ros.config_loading import apply_overrides, read_yaml_mapping, yaml_section
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 130
 SECTION = "snapflow_demo"
 PROFILES = ("quick", "full")
-STAGES = ("demos", "teacher", "snapflow", "offline", "closed_loop")
+DEMO_STAGES = ("demos", "teacher", "snapflow", "offline", "closed_loop")
+"""The demo's stages, in the order they run."""
 TASKS = ("transfer_cube", "insertion")
 TRAIN_SEED_START = 0  # snapflow_ros.sim.demo_recording: training seeds
 EVAL_SEED_START = 100000  # held-out seeds (offline demos and closed-loop episodes)
@@ -65,6 +65,8 @@ EVAL_SEED_START = 100000  # held-out seeds (offline demos and closed-loop episod
 BAG_TOPIC_FLAGS = ("--camera-topic", "/camera/image_raw", "--state-topic", "/joint_states",
                    "--action-topic", "/joint_trajectory", "--action-type", "joint_trajectory")
 SETTINGS_FILE = "demo_settings.json"
+STAGE_STOP_TIMEOUT_S = 60.0
+"""How long a stopped stage may take to finish cleanly (a training stage writes a checkpoint)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,31 +130,19 @@ class SimDemoConfig:
 
 def load_demo_config(path: str | Path, profile: str,
                      overrides: Sequence[str] = ()) -> SimDemoConfig:
-    """Profile ``profile`` of the ``snapflow_demo`` section of ``path``, plus ``key=value``s."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    section = data.get(SECTION, {})
-    if isinstance(section, dict) and "ros__parameters" in section:
-        section = section["ros__parameters"] or {}
+    """Profile ``profile`` of the ``snapflow_demo`` section of ``path``, plus ``key=value``s.
+
+    Read and parsed by :mod:`snapflow_ros.config_loading` (``policy.hidden_dim=64`` sets a key of
+    the ``policy`` mapping).
+    """
+    section = yaml_section(read_yaml_mapping(path), SECTION, path=path)
     if profile not in section:
         raise ConfigError(f"{path}: no profile '{profile}' in section '{SECTION}' "
                           f"(found: {', '.join(section) or 'none'})")
-    values = dict(section[profile] or {})
-    for item in overrides:
-        key, sep, text = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--set {item!r}: expected key=value")
-        value = yaml.safe_load(text)
-        head, dot, rest = key.strip().partition(".")
-        if dot and head == "policy":
-            values["policy"] = {**dict(values.get("policy") or {}), rest: value}
-        else:
-            values[key.strip()] = value
+    try:
+        values = apply_overrides(dict(section[profile] or {}), overrides)
+    except ConfigError as exc:
+        raise ConfigError(f"--set: {exc}") from exc
     try:
         return config_from_dict(SimDemoConfig, values)
     except ConfigError as exc:
@@ -287,25 +277,46 @@ def _children_cpu_seconds() -> float:
 
 def run_command(command: list[str], log_path: Path, *, env: dict[str, str] | None = None,
                 echo: Callable[[str], None] = print) -> int:
-    """Run ``command``, echoing its output indented and keeping it in ``log_path``."""
+    """Run ``command``, echoing its output indented and keeping it in ``log_path``.
+
+    The stage has its own session, so it is stopped by this process only: Ctrl-C, SIGTERM or
+    SIGHUP here is passed on to it as the same signal (once), and it gets
+    :data:`STAGE_STOP_TIMEOUT_S` to finish cleanly before SIGKILL. It gets SIGTERM if this process
+    dies outright.
+    """
+    from snapflow_ros.nodes.node_process import parent_death_signal_options
+
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "a", encoding="utf-8") as log:
         log.write("$ " + " ".join(command) + "\n")
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, text=True, env=env, bufsize=1)
-        try:
+                                   stdin=subprocess.DEVNULL, text=True, env=env, bufsize=1,
+                                   start_new_session=True, **parent_death_signal_options())
+
+        def copy_output() -> None:
             assert process.stdout is not None
             for line in process.stdout:
                 log.write(line)
                 echo("    " + line.rstrip())
+
+        try:
+            copy_output()
             return process.wait()
-        except BaseException:
-            # Ctrl-C reaches the child too (same process group); give it time to save.
+        except BaseException as exc:
+            signum = exc.signum if isinstance(exc, StopRequested) else signal.SIGINT
+            if process.poll() is None:
+                process.send_signal(signum)
+            killer = threading.Timer(STAGE_STOP_TIMEOUT_S, process.kill)
+            killer.start()
             try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
+                copy_output()  # what the stage prints while stopping ("resume with ...")
+                process.wait()
+            except BaseException:  # a second Ctrl-C: do not wait
                 process.kill()
                 process.wait()
+                raise
+            finally:
+                killer.cancel()
             raise
 
 
@@ -371,7 +382,7 @@ def final_tables(out: Path) -> str:
 
 def run_pipeline(config: SimDemoConfig, out: Path, *, profile: str, sim_python: str,
                  python: str = sys.executable, params_file: str | None = None,
-                 stages: Sequence[str] = STAGES, log: Callable[[str], None] = print,
+                 stages: Sequence[str] = DEMO_STAGES, log: Callable[[str], None] = print,
                  runner: Callable[..., int] = run_command) -> dict:
     """Run the stages in order, skipping complete ones; returns per-stage timings.
 
@@ -383,8 +394,8 @@ def run_pipeline(config: SimDemoConfig, out: Path, *, profile: str, sim_python: 
                               params_file=params_file)
     timings_path = out / "timings.json"
     timings = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
-    for index, stage in enumerate(STAGES, start=1):
-        header = f"[{index}/{len(STAGES)}] {stage}"
+    for index, stage in enumerate(DEMO_STAGES, start=1):
+        header = f"[{index}/{len(DEMO_STAGES)}] {stage}"
         if stage not in stages:
             log(f"{header}: not requested")
             continue
@@ -420,7 +431,7 @@ def timing_table(timings: dict) -> str:
     """Markdown table of the stages' wall and CPU time."""
     lines = ["| Stage | Wall | CPU (all processes) |", "|---|---|---|"]
     total_wall = total_cpu = 0.0
-    for stage in STAGES:
+    for stage in DEMO_STAGES:
         if stage in timings:
             wall, cpu = timings[stage]["wall_s"], timings[stage]["cpu_s"]
             total_wall += wall
@@ -452,8 +463,8 @@ def add_arguments_demo(parser: argparse.ArgumentParser) -> None:
                         metavar="KEY=VALUE",
                         help="override a profile setting, e.g. --set demos=20 --set "
                              "policy.hidden_dim=64 (repeatable)")
-    parser.add_argument("--stages", default=",".join(STAGES), metavar="A,B",
-                        help=f"stages to run (default all: {','.join(STAGES)})")
+    parser.add_argument("--stages", default=",".join(DEMO_STAGES), metavar="A,B",
+                        help=f"stages to run (default all: {','.join(DEMO_STAGES)})")
     parser.add_argument("--sim-python", default=default_sim_python(), metavar="PATH",
                         help="Python of the simulator environment (default "
                              "<repo>/.venv-sim/bin/python)")
@@ -462,19 +473,15 @@ def add_arguments_demo(parser: argparse.ArgumentParser) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    """Run ``snapflow demo``; returns the exit code."""
+    """Run ``snapflow demo``: 0 done, 1 a stage failed, 130 stopped (bad settings raise)."""
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
-    unknown = [s for s in stages if s not in STAGES]
-    try:
-        if unknown:
-            raise ConfigError(f"unknown stage(s) {unknown}; stages: {', '.join(STAGES)}")
-        config = load_demo_config(args.config, args.profile, args.overrides)
-        if not Path(args.sim_python).exists():
-            raise ConfigError(f"the simulator environment's Python {args.sim_python} does not "
-                              "exist: run `make setup-sim` or pass --sim-python")
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    unknown = [s for s in stages if s not in DEMO_STAGES]
+    if unknown:
+        raise ConfigError(f"unknown stage(s) {unknown}; stages: {', '.join(DEMO_STAGES)}")
+    config = load_demo_config(args.config, args.profile, args.overrides)
+    if not Path(args.sim_python).exists():
+        raise ConfigError(f"the simulator environment's Python {args.sim_python} does not "
+                          "exist: run `make setup-sim` or pass --sim-python")
     out = Path(args.out or f"outputs/sim_demo_{args.profile}")
     if args.restart and out.exists():
         shutil.rmtree(out)
@@ -486,13 +493,10 @@ def run_demo(args: argparse.Namespace) -> int:
         timings = run_pipeline(config, out, profile=args.profile, sim_python=args.sim_python,
                                params_file=args.config, stages=stages,
                                log=lambda line: print(line, flush=True))
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
     except RuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C, SIGTERM or SIGHUP: the running stage was stopped
         print(f"interrupted: rerun the same command to continue from where it stopped "
               f"({out})", file=sys.stderr)
         return EXIT_INTERRUPTED

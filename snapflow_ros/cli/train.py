@@ -13,7 +13,8 @@ Examples (one command each)::
 Flags override ``--config``; ``--set key=value`` overrides both (``train.``, ``data.``, ``policy.``
 prefixes pick a section; a bare key goes to the job, data or train settings that have it, else
 to the policy config). Exit codes: 0 done, 2 bad input (one line naming the file, topic or
-mismatch; nothing written), 130 interrupted (Ctrl-C: after a final checkpoint; twice: at once).
+mismatch; nothing written), 130 interrupted (Ctrl-C, SIGTERM or SIGHUP: after a final
+checkpoint; a second one: at once).
 """
 
 from __future__ import annotations
@@ -27,25 +28,23 @@ import sys
 import threading
 from pathlib import Path
 
-from snapflow_ros.config_fields import ConfigError
-from snapflow_ros.data.config import BagTopicsConfig
-from snapflow_ros.data.export_cli import (
+from snapflow_ros.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK
+from snapflow_ros.cli.export import (
     add_bag_topic_arguments,
     merge_bag_topic_flags,
     read_config_sections,
 )
-from snapflow_ros.training.config import STAGES, TrainConfig
+from snapflow_ros.cli.signals import STOP_SIGNALS, StopRequested
+from snapflow_ros.config_fields import ConfigError
+from snapflow_ros.config_loading import set_nested, split_override
+from snapflow_ros.data.config import BagTopicsConfig
+from snapflow_ros.training.config import TRAINING_STAGES, TrainConfig
 from snapflow_ros.training.train_job import (
     TrainJobConfig,
     TrainNodeConfig,
-    set_nested,
-    split_override,
     train_job_from_mapping,
 )
 
-EXIT_OK = 0
-EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 130
 _SECTION_PREFIXES = ("policy", "train", "data", "job")
 
 
@@ -53,7 +52,7 @@ def add_arguments_train(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``snapflow train``."""
     add_bag_topic_arguments(parser)
     group = parser.add_argument_group("training")
-    group.add_argument("--stage", choices=STAGES,
+    group.add_argument("--stage", choices=TRAINING_STAGES,
                        help="teacher: flow matching; snapflow: one-step self-distillation of "
                             "--init (required unless --config sets it)")
     group.add_argument("--init", metavar="CKPT",
@@ -133,6 +132,9 @@ def job_from_args(args: argparse.Namespace) -> tuple[TrainJobConfig, bool]:
 def command_line(args: argparse.Namespace) -> str:
     """The command line recorded in checkpoints: as typed when known, else as parsed."""
     argv = getattr(args, "argv", None)
+    if argv is not None and "train" in argv[:3]:
+        # As main() records it: ["snapflow", (global flags,) "train", ...].
+        return shlex.join(["snapflow", *argv[argv.index("train"):]])
     if argv is None and "train" in sys.argv[1:3]:
         argv = sys.argv[sys.argv.index("train") + 1:]
     if argv is not None:
@@ -156,27 +158,32 @@ def command_line(args: argparse.Namespace) -> str:
 
 
 class _InterruptRequest:
-    """SIGINT while training: stop after a final checkpoint; a second SIGINT aborts at once."""
+    """Ctrl-C, SIGTERM or SIGHUP while training: stop after a final checkpoint; again: abort."""
 
     def __init__(self) -> None:
         self.requested = False
         self.training = False
-        self._previous = None
+        self._previous: dict = {}
 
     def __enter__(self) -> _InterruptRequest:
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+            for sig in STOP_SIGNALS:
+                if signal.getsignal(sig) is not signal.SIG_IGN or sig == signal.SIGINT:
+                    self._previous[sig] = signal.signal(sig, self._handle)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
 
     def _handle(self, signum, frame) -> None:
         if not self.training or self.requested:
-            raise KeyboardInterrupt
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            raise StopRequested(signum)
         self.requested = True
-        print("\ninterrupt: stopping after a final checkpoint (Ctrl-C again to abort now)",
+        what = "interrupt" if signum == signal.SIGINT else signal.Signals(signum).name
+        print(f"\n{what}: stopping after a final checkpoint (Ctrl-C again to abort now)",
               file=sys.stderr, flush=True)
 
     def should_stop(self) -> bool:
@@ -191,47 +198,23 @@ def _configure_logging() -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    """Run ``snapflow train``; returns the exit code (0, 2 bad input, 130 interrupted)."""
-    from snapflow_ros.data.bag_reader import BagError
+    """Run ``snapflow train``: 0 done, 130 stopped early (bad input raises ConfigError / BagError).
 
+    Errors and interrupts become exit codes in :func:`snapflow_ros.cli.main`.
+    """
     _configure_logging()
-    try:
-        job, resume = job_from_args(args)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    job, resume = job_from_args(args)
     from snapflow_ros.training.train_job import run_train_job
 
     interrupt = _InterruptRequest()
-    try:
-        with interrupt:
-            result = run_train_job(job, resume=resume, progress=not args.no_progress,
-                                   should_stop=interrupt.should_stop,
-                                   on_progress=lambda _: setattr(interrupt, "training", True),
-                                   log=lambda line: print(line, flush=True),
-                                   command=command_line(args))
-    except (BagError, ConfigError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    with interrupt:
+        result = run_train_job(job, resume=resume, progress=not args.no_progress,
+                               should_stop=interrupt.should_stop,
+                               on_progress=lambda _: setattr(interrupt, "training", True),
+                               log=lambda line: print(line, flush=True),
+                               command=command_line(args))
     if result.stopped_early:
         print(f"interrupted at step {result.training.step}; resume with --resume --out "
               f"{shlex.quote(str(Path(job.out_dir)))}", file=sys.stderr)
         return EXIT_INTERRUPTED
     return EXIT_OK
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m snapflow_ros.training.train_cli ...`` (same as ``snapflow train``)."""
-    parser = argparse.ArgumentParser(prog="snapflow train", description=__doc__.splitlines()[0])
-    add_arguments_train(parser)
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(argv)
-    args.argv = argv
-    return run_train(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -3,7 +3,7 @@
 """``snapflow bench``: benchmarks, one sub-mode each.
 
 ``snapflow bench sim`` runs the closed-loop benchmark on the simulated robot over ROS 2
-(:mod:`snapflow_ros.evaluation.closed_loop`): the teacher at 10 steps, the teacher at 1 step
+(:mod:`snapflow_ros.nodes.harness.closed_loop`): the teacher at 10 steps, the teacher at 1 step
 (the naive one-step baseline), the SnapFlow model at 1 step, and an ``n_act`` sweep of SnapFlow
 at 1 step and the teacher at 10 steps (chunk 50, n_act 1 / 3 / 5 / 10 / 20 as in the SnapFlow
 paper's Table 9), all on the same held-out seeds. It writes JSON, a markdown table and plots::
@@ -14,7 +14,9 @@ paper's Table 9), all on the same held-out seeds. It writes JSON, a markdown tab
 
 Modes: each lives in its own module defining ``add_arguments_<mode>(parser)`` and
 ``run_<mode>(args) -> int`` (:data:`BENCH_MODES`); a mode whose module is not installed is left
-out of ``--help``. Exit codes: 0 done, 2 bad input, 1 a node failed, 130 interrupted.
+out of ``--help``. Exit codes: 0 done, 2 bad input, 1 a node failed, 130 interrupted (Ctrl-C,
+SIGTERM or SIGHUP: the nodes are stopped first; the configurations done so far stay in
+``--json``).
 """
 
 from __future__ import annotations
@@ -32,18 +34,14 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from snapflow_ros.cli.exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
 from snapflow_ros.config_fields import ConfigError, config_to_dict
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 130
 
 # mode -> (module defining add_arguments_<mode> / run_<mode>, help text)
 BENCH_MODES: dict[str, tuple[str, str]] = {
-    "sim": ("snapflow_ros.evaluation.bench_cli", "Closed-loop success on the simulated robot "
+    "sim": ("snapflow_ros.cli.bench", "Closed-loop success on the simulated robot "
             "over ROS 2: teacher, naive one-step, SnapFlow one-step, n_act sweep."),
-    "latency": ("snapflow_ros.evaluation.latency_bench", "Policy latency per step count."),
+    "latency": ("snapflow_ros.cli.bench_latency", "Policy latency per step count."),
 }
 DEFAULT_SWEEP = (1, 3, 5, 10, 20)
 
@@ -302,7 +300,8 @@ def run_sim_benchmark(cases: list, config, *, json_path: str | Path | None = Non
     With ``resume``, cases already in ``json_path`` (same config and case settings) are kept.
     Returns the result (``complete`` is True once every case ran).
     """
-    from snapflow_ros.evaluation.closed_loop import format_table, run_closed_loop
+    from snapflow_ros.evaluation.closed_loop import format_table
+    from snapflow_ros.nodes.harness.closed_loop import run_closed_loop
 
     json_file = Path(json_path) if json_path else None
     config_dict = config_to_dict(config)
@@ -339,57 +338,36 @@ def run_sim_benchmark(cases: list, config, *, json_path: str | Path | None = Non
 
 
 def run_sim(args: argparse.Namespace) -> int:
-    """``snapflow bench sim``: returns the exit code."""
+    """``snapflow bench sim``: 0 done, 1 a node failed (bad input raises ConfigError)."""
     from snapflow_ros.evaluation.closed_loop import ClosedLoopConfig, ClosedLoopError
 
-    try:
-        for label, path in (("--teacher", args.teacher), ("--snapflow", args.snapflow)):
-            if path and not Path(path).exists():
-                raise ConfigError(f"{label} {path} does not exist")
-        if args.episodes < 1:
-            raise ConfigError("--episodes must be >= 1")
-        image_size = args.image_size or _checkpoint_image_size(args.teacher)
-        if args.snapflow and _checkpoint_image_size(args.snapflow) != image_size:
-            raise ConfigError("the teacher and SnapFlow checkpoints expect different image sizes")
-        config = ClosedLoopConfig(
-            task=args.task, episodes=args.episodes, seed_start=args.seed_start,
-            episode_steps=args.episode_steps, image_size=image_size,
-            sim_python=args.sim_python, params_file=args.params_file, device=args.device,
-            policy_threads=args.policy_threads, episode_timeout_s=args.episode_timeout,
-            log_dir=args.log_dir)
-        cases = sim_benchmark_cases(args.teacher, args.snapflow, teacher_steps=args.teacher_steps,
-                                    n_act=args.n_act, sweep=args.n_act_sweep,
-                                    sweep_episodes=args.sweep_episodes)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    for label, path in (("--teacher", args.teacher), ("--snapflow", args.snapflow)):
+        if path and not Path(path).exists():
+            raise ConfigError(f"{label} {path} does not exist")
+    if args.episodes < 1:
+        raise ConfigError("--episodes must be >= 1")
+    image_size = args.image_size or _checkpoint_image_size(args.teacher)
+    if args.snapflow and _checkpoint_image_size(args.snapflow) != image_size:
+        raise ConfigError("the teacher and SnapFlow checkpoints expect different image sizes")
+    config = ClosedLoopConfig(
+        task=args.task, episodes=args.episodes, seed_start=args.seed_start,
+        episode_steps=args.episode_steps, image_size=image_size,
+        sim_python=args.sim_python, params_file=args.params_file, device=args.device,
+        policy_threads=args.policy_threads, episode_timeout_s=args.episode_timeout,
+        log_dir=args.log_dir)
+    cases = sim_benchmark_cases(args.teacher, args.snapflow, teacher_steps=args.teacher_steps,
+                                n_act=args.n_act, sweep=args.n_act_sweep,
+                                sweep_episodes=args.sweep_episodes)
     extra = {"benchmark": {
         "teacher": str(args.teacher), "snapflow": str(args.snapflow) if args.snapflow else None,
         "teacher_steps": args.teacher_steps, "n_act": args.n_act,
         "n_act_sweep": list(args.n_act_sweep), "sweep_episodes": args.sweep_episodes,
-        "command": " ".join(["snapflow", "bench", "sim", *sys.argv[3:]])
-        if sys.argv[1:3] == ["bench", "sim"] else ""}}
+        "command": " ".join(getattr(args, "argv", None) or [])}}
     try:
         run_sim_benchmark(cases, config, json_path=args.json, report_dir=args.report,
                           resume=args.resume, extra=extra)
-    except ClosedLoopError as exc:
+    except ClosedLoopError as exc:  # a ConfigError, but a node failing is not bad input
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
     return EXIT_OK
 
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m snapflow_ros.evaluation.bench_cli MODE ...`` (same as ``snapflow bench``)."""
-    parser = argparse.ArgumentParser(prog="snapflow bench", description=__doc__.splitlines()[0])
-    add_arguments_bench(parser)
-    return run_bench(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -19,7 +19,6 @@ from bag_fixtures import write_demo_bag
 from snapflow_ros import cli
 from snapflow_ros.policies.base import RobotInterface
 from snapflow_ros.policies.checkpoint import latest_checkpoint, load_policy, read_checkpoint_info
-from snapflow_ros.training import train_cli
 
 JOINTS = ("shoulder", "elbow", "gripper")
 CAMERA = "/camera/top/image_raw"
@@ -76,7 +75,7 @@ def test_snapflow_stage_from_the_teacher(bags, teacher, tmp_path, capsys):
     out = tmp_path / "snap"
     argv = ["--bags", str(bags), *TOPIC_FLAGS, "--stage", "snapflow", "--init", str(teacher),
             "--out", str(out), "--steps", "2", *FAST]
-    assert train_cli.main(argv) == 0
+    assert cli.main(["train", *argv]) == 0
     printed = capsys.readouterr().out
     assert "episodes: 3, samples: 60" in printed
     assert printed.index("episodes: 3") < printed.index("finished at step 2")
@@ -96,7 +95,7 @@ def test_flags_override_the_config_file(bags, tmp_path):
         "train": {"stage": "teacher", "steps": 500},
         "policy": {"chunk_size": 4}}))
     out = tmp_path / "run"
-    assert train_cli.main(["--config", str(config), "--bags", str(bags), *TOPIC_FLAGS,
+    assert cli.main(["train", "--config", str(config), "--bags", str(bags), *TOPIC_FLAGS,
                            "--out", str(out), "--steps", "1", *tiny(*FAST)]) == 0
     info = read_checkpoint_info(out)
     assert info["info"]["step"] == 1
@@ -111,7 +110,7 @@ def test_flags_override_the_config_file(bags, tmp_path):
 ])
 def test_bad_topics_exit_2_with_one_line_naming_it(bags, tmp_path, capsys, flags, named):
     out = tmp_path / "run"
-    code = train_cli.main(["--bags", str(bags), *TOPIC_FLAGS, *flags, "--stage", "teacher",
+    code = cli.main(["train", "--bags", str(bags), *TOPIC_FLAGS, *flags, "--stage", "teacher",
                            "--out", str(out), "--steps", "1", *tiny(*FAST)])
     assert code == 2
     lines = error_lines(capsys.readouterr().err)
@@ -123,7 +122,7 @@ def test_not_a_bag_exits_2_naming_the_file(tmp_path, capsys):
     notes = tmp_path / "notes.txt"
     notes.write_text("not a recording")
     out = tmp_path / "run"
-    code = train_cli.main(["--bags", str(notes), *TOPIC_FLAGS, "--stage", "teacher",
+    code = cli.main(["train", "--bags", str(notes), *TOPIC_FLAGS, "--stage", "teacher",
                            "--out", str(out), *FAST])
     assert code == 2
     lines = error_lines(capsys.readouterr().err)
@@ -135,7 +134,7 @@ def test_init_for_other_joints_exits_2_naming_the_mismatch(tmp_path, teacher, ca
     other = write_demo_bag(tmp_path / "other_arm", joint_names=("hip", "knee", "gripper"),
                            camera_topics=(CAMERA,), n_steps=12).path
     out = tmp_path / "snap"
-    code = train_cli.main(["--bags", str(other), *TOPIC_FLAGS, "--stage", "snapflow",
+    code = cli.main(["train", "--bags", str(other), *TOPIC_FLAGS, "--stage", "snapflow",
                            "--init", str(teacher), "--out", str(out), *FAST])
     assert code == 2
     lines = error_lines(capsys.readouterr().err)
@@ -146,15 +145,16 @@ def test_init_for_other_joints_exits_2_naming_the_mismatch(tmp_path, teacher, ca
 
 def test_missing_stage_and_snapflow_without_init_exit_2(bags, tmp_path, capsys):
     out = tmp_path / "run"
-    assert train_cli.main(["--bags", str(bags), "--out", str(out)]) == 2
+    assert cli.main(["train", "--bags", str(bags), "--out", str(out)]) == 2
     assert "--stage" in capsys.readouterr().err
-    assert train_cli.main(["--bags", str(bags), *TOPIC_FLAGS, "--stage", "snapflow",
+    assert cli.main(["train", "--bags", str(bags), *TOPIC_FLAGS, "--stage", "snapflow",
                            "--out", str(out), *FAST]) == 2
     assert "--init" in capsys.readouterr().err
     assert not out.exists()
 
 
-def test_ctrl_c_writes_a_final_checkpoint_and_exits_130(bags, tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_writes_a_final_checkpoint_and_exits_130(bags, tmp_path, signum):
     out = tmp_path / "run"
     log = tmp_path / "train.log"
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
@@ -169,7 +169,7 @@ def test_ctrl_c_writes_a_final_checkpoint_and_exits_130(bags, tmp_path):
         while "step 2/100000" not in log.read_text() and time.monotonic() < deadline:
             assert proc.poll() is None, log.read_text()
             time.sleep(0.1)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         assert proc.wait(timeout=60) == 130, log.read_text()
     finally:
         if proc.poll() is None:

@@ -13,17 +13,17 @@ import pytest
 import yaml
 
 from snapflow_ros import cli
-from snapflow_ros.config_fields import ConfigError
-from snapflow_ros.sim_demo import (
-    EXIT_INTERRUPTED,
-    STAGES,
+from snapflow_ros.cli.demo import (
+    DEMO_STAGES,
     SimDemoConfig,
     load_demo_config,
     run_pipeline,
     stage_commands,
 )
+from snapflow_ros.cli.exit_codes import EXIT_INTERRUPTED
+from snapflow_ros.config_fields import ConfigError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "config" / "sim_demo.yaml"
 
 
@@ -181,7 +181,7 @@ def test_stage_commands_chain_the_outputs_of_earlier_stages(tmp_path):
 def test_pipeline_runs_each_stage_once_and_skips_finished_ones(tmp_path):
     runner = FakeStages()
     timings = _run(tmp_path, runner)
-    assert list(timings) == list(STAGES)
+    assert list(timings) == list(DEMO_STAGES)
     order = [c[c.index("snapflow_ros.cli") + 1] if "snapflow_ros.cli" in c else "record"
              for c in runner.calls]
     assert order == ["record", "train", "train", "eval", "bench"]
@@ -246,4 +246,4 @@ def test_tiny_demo_runs_end_to_end_and_a_rerun_skips_every_stage(tmp_path, capsy
     assert (out / "summary.md").is_file() and (out / "closed_loop_report" / "report.md").is_file()
     assert cli.main(argv) == 0
     printed = capsys.readouterr().out
-    assert printed.count("skipped") == len(STAGES)
+    assert printed.count("skipped") == len(DEMO_STAGES)

@@ -5,15 +5,16 @@
 The bag and topic flags defined here (:func:`add_bag_topic_arguments`) are shared with
 ``snapflow train``, so both commands read recordings the same way. A ``--config`` file is the
 trainer's (sections with a ``data:`` section, or the ``snapflow_trainer`` ROS parameter file);
-flags override it.
+flags override it. Exit codes: 0 done, 2 bad input (one line naming the file or topic; nothing
+written).
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
+from snapflow_ros.cli.exit_codes import EXIT_OK
 from snapflow_ros.config_fields import ConfigError
 from snapflow_ros.data.config import ACTION_TYPES
 
@@ -94,26 +95,26 @@ def add_arguments_export_lerobot(parser: argparse.ArgumentParser) -> None:
 
 
 def run_export_lerobot(args: argparse.Namespace) -> int:
-    """Export; 0 on success, 2 on bad input (the message names the file or topic)."""
+    """Export; 0 on success (bad input raises ConfigError / BagError naming the file or topic)."""
     from snapflow_ros.config_fields import config_from_dict
     from snapflow_ros.data.bag_reader import BagError
     from snapflow_ros.data.config import BagTopicsConfig
 
-    try:
-        sections = read_config_sections(args)
-        data = config_from_dict(BagTopicsConfig, merge_bag_topic_flags(sections["data"], args),
-                                where="data.")
-        bags = list(args.bags or sections.get("bags") or [])
-        if not bags:
-            raise ConfigError("no bags given: pass --bags PATH ... (or bags: in --config)")
-        out = Path(args.out)
-        if out.exists() and not args.overwrite:
-            raise ConfigError(f"{out} exists: choose another --out or pass --overwrite")
-        if args.fps is not None and args.fps < 1:
-            raise ConfigError(f"--fps {args.fps}: must be >= 1")
-        from snapflow_ros.data.episodes import load_episodes
-        from snapflow_ros.data.lerobot_export import export_lerobot_dataset
+    sections = read_config_sections(args)
+    data = config_from_dict(BagTopicsConfig, merge_bag_topic_flags(sections["data"], args),
+                            where="data.")
+    bags = list(args.bags or sections.get("bags") or [])
+    if not bags:
+        raise ConfigError("no bags given: pass --bags PATH ... (or bags: in --config)")
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise ConfigError(f"{out} exists: choose another --out or pass --overwrite")
+    if args.fps is not None and args.fps < 1:
+        raise ConfigError(f"--fps {args.fps}: must be >= 1")
+    from snapflow_ros.data.episodes import load_episodes
+    from snapflow_ros.data.lerobot_export import export_lerobot_dataset
 
+    try:
         episodes, summary = load_episodes(bags, data, progress=not args.no_progress,
                                           cache_dir=args.cache_dir or sections.get("cache_dir")
                                           or None)
@@ -121,24 +122,11 @@ def run_export_lerobot(args: argparse.Namespace) -> int:
         path = export_lerobot_dataset(episodes, out, args.repo_id, fps=args.fps,
                                       robot_type=args.robot_type,
                                       default_task=data.default_task, overwrite=args.overwrite)
-    except (BagError, ConfigError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except ValueError as exc:  # the exporter's own checks (e.g. a rate that is not whole Hz)
-        print(f"error: cannot export: {exc}", file=sys.stderr)
-        return 2
+    except ValueError as exc:
+        if isinstance(exc, (BagError, ConfigError)):
+            raise
+        # The exporter's own checks (e.g. a rate that is not whole Hz) are bad input too.
+        raise ConfigError(f"cannot export: {exc}") from exc
     frames = sum(len(e) for e in episodes)
     print(f"wrote {len(episodes)} episodes, {frames} frames to {path}")
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m snapflow_ros.data.export_cli ...`` (same as ``snapflow export-lerobot``)."""
-    parser = argparse.ArgumentParser(prog="snapflow export-lerobot",
-                                     description="Export rosbag2 recordings as a LeRobotDataset.")
-    add_arguments_export_lerobot(parser)
-    return run_export_lerobot(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return EXIT_OK
