@@ -97,7 +97,7 @@ section() {
 }
 
 # The common arguments of every `snapflow bench latency` run; `outputs NAME` adds its files.
-BENCH=("$PYTHON" -m snapflow_ros.evaluation.latency_bench --device "$DEVICE" --repeats "$REPEATS"
+BENCH=("$PYTHON" -m snapflow_ros.cli bench latency --device "$DEVICE" --repeats "$REPEATS"
        --warmup "$WARMUP" "${SMOKE_ARGS[@]}")
 outputs() { echo "--json $OUT_DIR/latency_$1.json --markdown $TABLES/$1.md"; }
 
