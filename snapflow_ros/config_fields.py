@@ -5,11 +5,18 @@
 Each component has one frozen dataclass whose fields are declared with :func:`param`. The
 metadata (description, range, choices, whether it may change at runtime) is the single source
 from which validation, YAML loading and the ROS parameter declarations are derived.
+
+A config composed of component configs declares each with :func:`component`. Its leaf fields
+keep flat names (``n_act``, not ``controller.scheduler.n_act``): :func:`flat_fields` lists them,
+and :func:`config_from_dict`, :func:`replace_config`, :func:`load_config_yaml` and
+:func:`render_ros_params_yaml` accept and write the flat names, so a ROS parameter file stays a
+flat list of parameters.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import types
 import typing
@@ -51,6 +58,74 @@ def param(
         value = default
         return dataclasses.field(default_factory=lambda: type(value)(value), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
+
+
+def component(cls: type, description: str = "") -> Any:
+    """Declare a field holding component config ``cls`` (default: ``cls()``), flat-named."""
+    meta = {"description": description, "component": True, "runtime": False, "ros": True}
+    return dataclasses.field(default_factory=cls, metadata=meta)
+
+
+def _is_component(field: dataclasses.Field) -> bool:
+    return bool(field.metadata.get("component"))
+
+
+def _has_components(cls: type) -> bool:
+    return any(_is_component(f) for f in dataclasses.fields(cls))
+
+
+@functools.cache
+def _flat_paths(cls: type) -> dict[str, tuple[tuple[str, ...], dataclasses.Field]]:
+    hints = typing.get_type_hints(cls)
+    paths: dict[str, tuple[tuple[str, ...], dataclasses.Field]] = {}
+    for field in dataclasses.fields(cls):
+        if _is_component(field):
+            leaves = {name: ((field.name, *path), leaf)
+                      for name, (path, leaf) in _flat_paths(hints[field.name]).items()}
+        else:
+            leaves = {field.name: ((field.name,), field)}
+        clash = sorted(set(leaves) & set(paths))
+        if clash:
+            raise TypeError(f"{cls.__name__}: field name(s) {clash} used by two components")
+        paths.update(leaves)
+    return paths
+
+
+def flat_fields(cls: type) -> dict[str, dataclasses.Field]:
+    """The leaf fields of config ``cls`` by flat name, components' fields included, in order."""
+    return {name: field for name, (_, field) in _flat_paths(cls).items()}
+
+
+def flat_values(config: Any) -> dict[str, Any]:
+    """``{flat name: value}`` of every leaf field of ``config``."""
+    values = {}
+    for name, (path, _) in _flat_paths(type(config)).items():
+        value = config
+        for part in path:
+            value = getattr(value, part)
+        values[name] = value
+    return values
+
+
+def _route(cls: type, data: dict, where: str) -> dict:
+    """Group flat keys of ``data`` under the component that owns them (one level)."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    paths = _flat_paths(cls)
+    routed: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in fields and _is_component(fields[key]) and isinstance(value, dict):
+            routed.setdefault(key, {}).update(value)  # the nested form of config_to_dict
+        elif key in paths:
+            path = paths[key][0]
+            if len(path) == 1:
+                routed[key] = value
+            else:
+                routed.setdefault(path[0], {})[key] = value
+        else:
+            raise ConfigError(
+                f"unknown {cls.__name__} option(s) {where + key}; valid options: "
+                f"{', '.join(sorted(paths))}")
+    return routed
 
 
 def _check_value(name: str, value: Any, meta: dict) -> None:
@@ -127,6 +202,8 @@ def _coerce(name: str, value: Any, annotation: Any) -> Any:
 def config_from_dict(cls: type, data: dict | None, *, where: str = "") -> Any:
     """Build config ``cls`` from a plain mapping, rejecting unknown keys by name."""
     data = dict(data or {})
+    if _has_components(cls):
+        data = _route(cls, data, where)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
@@ -176,7 +253,7 @@ def load_config_yaml(cls: type, path: str | Path, section: str | None = None) ->
         data = data[section]
     if isinstance(data, dict) and "ros__parameters" in data:
         data = data["ros__parameters"]
-    names = {f.name for f in dataclasses.fields(cls)}
+    names = {f.name for f in dataclasses.fields(cls)} | set(flat_fields(cls))
     try:
         return config_from_dict(cls, {k: v for k, v in data.items() if k in names})
     except ConfigError as exc:
@@ -184,7 +261,20 @@ def load_config_yaml(cls: type, path: str | Path, section: str | None = None) ->
 
 
 def replace_config(config: Any, **changes: Any) -> Any:
-    """``dataclasses.replace`` with the same coercion and validation as loading."""
+    """``dataclasses.replace`` with the same coercion and validation as loading.
+
+    For a composed config, ``changes`` use flat names; each changed component is rebuilt (and
+    validated), then the config itself.
+    """
+    if _has_components(type(config)):
+        changes = _route(type(config), changes, "")
+        components = {f.name for f in dataclasses.fields(config) if _is_component(f)}
+        for name in components & set(changes):
+            changes[name] = replace_config(getattr(config, name), **changes[name])
+        direct = {k: v for k, v in changes.items() if k not in components}
+        hints = _field_types(type(config))
+        direct = {k: _coerce(k, v, hints[k]) for k, v in direct.items()}
+        return dataclasses.replace(config, **{**changes, **direct})
     hints = _field_types(type(config))
     names = {f.name for f in dataclasses.fields(config)}
     unknown = sorted(set(changes) - names)
@@ -202,10 +292,16 @@ def render_ros_params_yaml(node_name: str, config: Any, *, header: str = "") -> 
     """
     lines = [f"# {line}".rstrip() for line in header.strip().splitlines()] if header else []
     lines += [f"{node_name}:", "  ros__parameters:"]
-    for field in dataclasses.fields(config):
+    values = flat_values(config)
+    section = None
+    for name, (path, field) in _flat_paths(type(config)).items():
         meta = field.metadata
         if not meta.get("ros", True):
             continue
+        owner = _component_description(type(config), path[:-1])
+        if owner != section and owner:
+            lines.append(f"    # --- {owner}")
+        section = owner
         notes = []
         if meta.get("low") is not None or meta.get("high") is not None:
             low = meta["low"] if meta.get("low") is not None else "-inf"
@@ -215,11 +311,21 @@ def render_ros_params_yaml(node_name: str, config: Any, *, header: str = "") -> 
             notes.append("one of: " + ", ".join(map(str, meta["choices"])))
         notes.append("settable at runtime" if meta.get("runtime") else "read-only once configured")
         lines.append(f"    # {meta.get('description', '')} ({'; '.join(notes)})")
-        value = getattr(config, field.name)
+        value = values[name]
         if isinstance(value, tuple):
             value = list(value)
-        rendered = yaml.safe_dump({field.name: value}, default_flow_style=True, width=1000)
+        rendered = yaml.safe_dump({name: value}, default_flow_style=True, width=1000)
         # rcl's parameter-file parser rejects empty lists (no element type): leave them unset.
         prefix = "    # " if value == [] else "    "
         lines.append(prefix + rendered.strip()[1:-1])
     return "\n".join(lines) + "\n"
+
+
+def _component_description(cls: type, path: tuple[str, ...]) -> str:
+    """Description of the component at ``path`` inside ``cls`` ("" for ``cls`` itself)."""
+    description = ""
+    for part in path:
+        field = next(f for f in dataclasses.fields(cls) if f.name == part)
+        description = field.metadata.get("description", "")
+        cls = typing.get_type_hints(cls)[part]
+    return description

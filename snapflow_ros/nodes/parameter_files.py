@@ -19,15 +19,16 @@ Parameters of the policy node (snapflow_policy): ros2 run snapflow_ros policy_no
 Each parameter is documented as the node declares it. 'settable at runtime' parameters change
 with `ros2 param set` (or `snapflow param set`) while active and apply from the next chunk; the
 others are read-only once configured (clean up the node to change them).
-Empty lists are left commented out (ROS parameter files cannot hold an empty list)."""
+Empty lists are left commented out (ROS parameter files cannot hold an empty list). The
+'# ---' lines name the component each group of parameters configures."""
 
 
 def policy_parameter_file() -> str:
-    """Text of ``config/policy.yaml`` (defaults of :class:`PolicyRuntimeConfig`)."""
+    """Text of ``config/policy.yaml`` (defaults of :class:`PolicyNodeConfig`, flat names)."""
     from snapflow_ros.nodes.policy_node import NODE_NAME
-    from snapflow_ros.runtime.config import PolicyRuntimeConfig
+    from snapflow_ros.runtime.config import PolicyNodeConfig
 
-    return render_ros_params_yaml(NODE_NAME, PolicyRuntimeConfig(), header=POLICY_HEADER)
+    return render_ros_params_yaml(NODE_NAME, PolicyNodeConfig(), header=POLICY_HEADER)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,9 +1,12 @@
 # Copyright 2026 The snapflow_ros Authors
 # SPDX-License-Identifier: Apache-2.0
-"""Map a component's config dataclass onto ROS 2 parameters, in one place.
+"""Map a config dataclass onto ROS 2 parameters and back, in one place.
 
 Field metadata declared with :func:`snapflow_ros.config_fields.param` becomes the parameter's
-descriptor: description, integer / floating point range, read-only unless ``runtime=True``.
+descriptor: description, integer / floating point range, read-only unless ``runtime=True``. A
+composed config (component configs declared with :func:`~snapflow_ros.config_fields.component`)
+maps onto flat parameter names. :func:`apply_parameter_changes` is every node's
+set-parameters check.
 """
 
 from __future__ import annotations
@@ -13,12 +16,23 @@ import types
 import typing
 from typing import Any
 
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rcl_interfaces.msg import (
+    FloatingPointRange,
+    IntegerRange,
+    ParameterDescriptor,
+    SetParametersResult,
+)
 from rclpy.exceptions import ParameterUninitializedException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
-from snapflow_ros.config_fields import config_from_dict
+from snapflow_ros.config_fields import (
+    ConfigError,
+    config_from_dict,
+    flat_fields,
+    flat_values,
+    replace_config,
+)
 
 _LIST_TYPES = {
     str: Parameter.Type.STRING_ARRAY,
@@ -52,11 +66,27 @@ def parameter_type(annotation: Any) -> Parameter.Type | None:
     return _SCALAR_TYPES.get(annotation)
 
 
+def _leaf_types(config_cls: type) -> dict[str, Any]:
+    """Annotation of every flat field of ``config_cls``, components' fields included."""
+    hints: dict[str, Any] = {}
+    for cls in _component_classes(config_cls):
+        hints.update(typing.get_type_hints(cls))
+    return hints
+
+
+def _component_classes(config_cls: type) -> list[type]:
+    classes, hints = [config_cls], typing.get_type_hints(config_cls)
+    for field in dataclasses.fields(config_cls):
+        if field.metadata.get("component"):
+            classes += _component_classes(hints[field.name])
+    return classes
+
+
 def ros_fields(config_cls: type) -> list[dataclasses.Field]:
-    """The fields of ``config_cls`` that are exposed as ROS parameters."""
-    hints = typing.get_type_hints(config_cls)
+    """The (flat) fields of ``config_cls`` that are exposed as ROS parameters."""
+    hints = _leaf_types(config_cls)
     return [
-        f for f in dataclasses.fields(config_cls)
+        f for f in flat_fields(config_cls).values()
         if f.metadata.get("ros", True) and parameter_type(hints[f.name]) is not None
     ]
 
@@ -93,11 +123,12 @@ def parameter_descriptor(field: dataclasses.Field, ptype: Parameter.Type, *,
 def declare_config_parameters(node: Node, config_cls: type, defaults: Any = None, *,
                               enforce_read_only: bool = True) -> None:
     """Declare one ROS parameter per exposed field of ``config_cls``, defaults from ``defaults``."""
-    hints = typing.get_type_hints(config_cls)
+    hints = _leaf_types(config_cls)
+    default_values = flat_values(defaults) if defaults is not None else {}
     for field in ros_fields(config_cls):
         ptype = parameter_type(hints[field.name])
         if defaults is not None:
-            value = getattr(defaults, field.name)
+            value = default_values[field.name]
         elif field.default is not dataclasses.MISSING:
             value = field.default
         elif field.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
@@ -133,10 +164,52 @@ def parameter_values(node: Node, config_cls: type) -> dict[str, Any]:
     return values
 
 
-def config_from_parameters(node: Node, config_cls: type, base: Any = None) -> Any:
-    """Build ``config_cls`` from the node's parameters, over ``base``'s non-ROS fields."""
-    data = {}
-    if base is not None:
-        data = {f.name: getattr(base, f.name) for f in dataclasses.fields(base)}
+def config_from_parameters(node: Node, config_cls: type, base: Any = None, *,
+                           overrides: dict[str, Any] | None = None) -> Any:
+    """Build ``config_cls`` from the node's parameters, over ``base``'s non-ROS fields.
+
+    ``overrides`` (flat name -> value, e.g. parameters about to be set) replace the current
+    values; names that are no field of ``config_cls`` are ignored.
+    """
+    data = flat_values(base) if base is not None else {}
     data.update(parameter_values(node, config_cls))
+    names = flat_fields(config_cls)
+    data.update({k: _plain(v) for k, v in (overrides or {}).items() if k in names})
     return config_from_dict(config_cls, data)
+
+
+def _plain(value: Any) -> Any:
+    """A parameter value as config loading takes it (arrays become lists)."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return list(value) if isinstance(value, tuple) else value
+
+
+def apply_parameter_changes(config: Any, parameters: list[Parameter], *,
+                            configured: bool = True) -> tuple[SetParametersResult, Any]:
+    """Check proposed parameter changes against ``config``: ``(result, new config)``.
+
+    Parameters that are no field of ``config`` (``use_sim_time``, another config's) are left to
+    their owner. Once ``configured``, fields not marked ``runtime`` are refused as read-only;
+    every change is validated as loading validates (types, ranges, cross-field checks such as
+    ``n_act`` against the chunk size). On refusal the config is returned unchanged.
+    """
+    fields = flat_fields(type(config))
+    changes = {}
+    for parameter in parameters:
+        field = fields.get(parameter.name)
+        if field is None:
+            continue
+        if configured and not field.metadata.get("runtime", False):
+            return SetParametersResult(
+                successful=False,
+                reason=f"'{parameter.name}' is read-only once configured; "
+                       "clean up the node first"), config
+        changes[parameter.name] = _plain(parameter.value)
+    if not changes:
+        return SetParametersResult(successful=True), config
+    try:
+        new_config = replace_config(config, **changes)
+    except ConfigError as exc:
+        return SetParametersResult(successful=False, reason=str(exc)), config
+    return SetParametersResult(successful=True), new_config

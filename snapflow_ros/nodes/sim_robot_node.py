@@ -54,9 +54,13 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from snapflow_ros.config_fields import ConfigError, check_config, param, replace_config
+from snapflow_ros.config_fields import ConfigError, check_config, param
 from snapflow_ros.nodes.node_process import stop_with_parent
-from snapflow_ros.nodes.ros_parameters import config_from_parameters, declare_config_parameters
+from snapflow_ros.nodes.ros_parameters import (
+    apply_parameter_changes,
+    config_from_parameters,
+    declare_config_parameters,
+)
 from snapflow_ros.sim.aloha_env import ALOHA_JOINT_NAMES, CONTROL_PERIOD_S, AlohaSimConfig
 from snapflow_ros.sim.demo_recording import EVAL_SEED_START
 from snapflow_ros.sim.sim_robot import TICK_NS, SimRobot
@@ -216,22 +220,17 @@ class SimRobotNode(Node):
         return response
 
     def _on_set_parameters(self, params) -> SetParametersResult:
-        changes = {p.name: p.value for p in params
-                   if p.name in {f.name for f in dataclasses.fields(SimRobotNodeConfig)}}
-        if not changes:
-            return SetParametersResult(successful=True)
-        try:
-            config = replace_config(self.config, **changes)
-        except ConfigError as exc:
-            return SetParametersResult(successful=False, reason=str(exc))
+        result, config = apply_parameter_changes(self.config, params)
+        if config is self.config:
+            return result
         with self._cond:
             self.config = config
             if self._robot is not None:
-                if "seed" in changes:
+                if any(p.name == "seed" for p in params):
                     self._robot.next_seed = config.seed
                 self._robot.success_extra_steps = config.success_extra_steps
             self._cond.notify_all()
-        return SetParametersResult(successful=True)
+        return result
 
     # -- physics thread -------------------------------------------------------------------------
     def _publish_observation(self, stamp_ns: int) -> None:

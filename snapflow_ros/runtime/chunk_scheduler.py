@@ -2,13 +2,14 @@
 # SPDX-License-Identifier: Apache-2.0
 """Turn action chunks into timed commands: prefetch, skip-by-timestamp and cross-fading.
 
-Action ``i`` of a chunk observed at ``t_obs`` is meant for ``t_obs + i / control_rate_hz``; the
-first ``n_act`` actions are executable, the rest of the chunk only serves as the blending
-reference for the next one. The scheduler keeps one plan of timed points. A new chunk replaces
-the plan from its first executable point on (points whose time passed while the model ran are
-skipped), cross-fading out of the plan over ``blend_steps`` ticks. The next inference is due when
-at most ``prefetch_threshold`` executable points remain, so it runs while the current chunk
-executes.
+Action ``i`` of a chunk observed at ``t_obs`` is meant for ``t_obs + i / control_rate_hz``.
+Actions whose time passed while the model ran are skipped; the next ``n_act`` actions are
+executable (fewer only where the chunk ends first, counted as ``chunks_short``), the rest of the
+chunk only serves as the blending reference for the next one. So a full ``n_act`` reaches the
+robot even when the chunk's first action was already late. The scheduler keeps one plan of timed
+points. A new chunk replaces the plan from its first executable point on, cross-fading out of the
+plan over ``blend_steps`` ticks. The next inference is due when at most ``prefetch_threshold``
+executable points remain, so it runs while the current chunk executes.
 
 Output modes: ``stream`` resamples each chunk onto the control timer's ticks (the tick at ``g``
 executes the chunk's trajectory at ``g``, linear between actions) and hands out one point per
@@ -16,7 +17,8 @@ tick (:meth:`ActionChunkScheduler.next_command`); ``trajectory`` keeps the chunk
 hands out the whole plan when a chunk arrives (:meth:`ActionChunkScheduler.take_trajectory`).
 
 All times are one monotonic clock, in seconds. ``n_act``, ``prefetch_threshold`` and the
-blending settings given to :meth:`ActionChunkScheduler.update_config` apply from the next chunk.
+blending settings of the :class:`SchedulerConfig` given to
+:meth:`ActionChunkScheduler.update_config` apply from the next chunk.
 The scheduler is thread-safe: the inference thread adds chunks while the control timer takes
 commands.
 """
@@ -30,24 +32,47 @@ import threading
 
 import numpy as np
 
-from snapflow_ros.runtime.config import PolicyRuntimeConfig
+from snapflow_ros.config_fields import ConfigError, check_config, param
+
+OUTPUT_MODES = ("trajectory", "stream")
+BLENDINGS = ("none", "linear", "exponential")
 
 
 @dataclasses.dataclass(frozen=True)
-class ChunkSettings:
-    """The per-chunk schedule: fixed for a chunk once it is added."""
+class SchedulerConfig:
+    """How chunks become timed commands: rate, output mode, ``n_act``, prefetch, cross-fade."""
 
-    n_act: int
-    prefetch_threshold: int
-    blending: str
-    blend_steps: int
-    blend_decay: float
+    control_rate_hz: float = param(50.0, "Rate at which chunk actions are executed (Hz).",
+                                   low=1.0, high=1000.0)
+    output_mode: str = param(
+        "trajectory", "trajectory: one JointTrajectory per chunk; stream: one point per tick.",
+        choices=OUTPUT_MODES,
+    )
+    n_act: int = param(
+        10, "Actions executed from each chunk (1..chunk size), counted from its first action "
+        "still ahead when the chunk arrives.", low=1, high=10000, runtime=True)
+    prefetch_threshold: int = param(
+        3, "Start the next inference when this many actions of the chunk remain.",
+        low=0, high=10000, runtime=True,
+    )
+    blending: str = param("linear", "Cross-fade from the previous chunk into a new one.",
+                          choices=BLENDINGS, runtime=True)
+    blend_steps: int = param(5, "Length of the cross-fade (control ticks).",
+                             low=1, high=10000, runtime=True)
+    blend_decay: float = param(3.0, "Steepness of the exponential cross-fade (1/overlap).",
+                               low=0.01, high=100.0, runtime=True)
+    chunk_size: int = param(0, "Chunk length H of the loaded checkpoint (0 = not loaded yet).",
+                            low=0, ros=False)
 
-    @classmethod
-    def from_config(cls, config: PolicyRuntimeConfig) -> ChunkSettings:
-        """The schedule fields of ``config``."""
-        return cls(config.n_act, config.prefetch_threshold, config.blending,
-                   config.blend_steps, config.blend_decay)
+    def __post_init__(self) -> None:
+        check_config(self)
+        if self.chunk_size and self.n_act > self.chunk_size:
+            raise ConfigError(f"n_act={self.n_act} exceeds the chunk size {self.chunk_size}")
+
+    @property
+    def control_period_s(self) -> float:
+        """One control tick (s)."""
+        return 1.0 / self.control_rate_hz
 
 
 def blend_weights(blending: str, steps: int, decay: float) -> np.ndarray:
@@ -67,12 +92,12 @@ def blend_weights(blending: str, steps: int, decay: float) -> np.ndarray:
 class ActionChunkScheduler:
     """Schedule the actions of successive chunks on the control clock (see the module doc)."""
 
-    def __init__(self, config: PolicyRuntimeConfig) -> None:
+    def __init__(self, config: SchedulerConfig) -> None:
         self.period = config.control_period_s
         self.output_mode = config.output_mode
         self._half = 0.5 * self.period
-        self._pending_settings = ChunkSettings.from_config(config)
-        self._settings = self._pending_settings
+        self._pending_settings = config
+        self._settings = config
         self._lock = threading.Lock()
         self._stats: collections.Counter = collections.Counter()
         self._action_dim: int | None = None
@@ -80,14 +105,17 @@ class ActionChunkScheduler:
 
     # --------------------------------------------------------------------------- settings
 
-    def update_config(self, config: PolicyRuntimeConfig) -> None:
-        """Take the schedule settings of ``config``; they apply from the next chunk."""
+    def update_config(self, config: SchedulerConfig) -> None:
+        """Take the runtime settings of ``config``; they apply from the next chunk.
+
+        The control rate and output mode are fixed for the scheduler's life.
+        """
         with self._lock:
-            self._pending_settings = ChunkSettings.from_config(config)
+            self._pending_settings = config
 
     @property
-    def settings(self) -> ChunkSettings:
-        """The schedule of the chunk being executed."""
+    def settings(self) -> SchedulerConfig:
+        """The settings of the chunk being executed (``update_config`` applies at the next)."""
         with self._lock:
             return self._settings
 
@@ -139,7 +167,7 @@ class ActionChunkScheduler:
             n_act = min(settings.n_act, horizon)
             chunk_times = t_obs + np.arange(horizon, dtype=np.float64) * self.period
             if self.output_mode == "stream":
-                new_times, new_actions, kept = self._on_tick_grid(
+                new_times, new_actions, kept, skipped = self._on_tick_grid(
                     actions, chunk_times, n_act, t_ready)
             else:
                 self._consume(t_ready)
@@ -148,11 +176,15 @@ class ActionChunkScheduler:
                     usable &= chunk_times > self._last_time
                 first = int(np.argmax(usable)) if usable.any() else horizon
                 new_times, new_actions = chunk_times[first:], actions[first:]
-                kept = max(0, n_act - first)
-            self._stats["actions_skipped"] += max(0, n_act - kept)
+                # The window starts at the first action still ahead: a late first action
+                # shifts it instead of shortening it.
+                kept, skipped = min(n_act, horizon - first), min(first, n_act)
+            self._stats["actions_skipped"] += skipped
             if kept == 0:
                 self._stats["chunks_late"] += 1
                 return 0
+            if kept < n_act:
+                self._stats["chunks_short"] += 1
             if settings.blending != "none":
                 self._blend_into(new_times, new_actions)
             # Old points within half a period of the new first one are superseded: a tick would
@@ -186,19 +218,21 @@ class ActionChunkScheduler:
         return centre + float(np.median(offsets(centre)))
 
     def _on_tick_grid(self, actions: np.ndarray, chunk_times: np.ndarray, n_act: int,
-                      t_ready: float) -> tuple[np.ndarray, np.ndarray, int]:
+                      t_ready: float) -> tuple[np.ndarray, np.ndarray, int, int]:
         """Stream mode: resample the executable part of a chunk onto the control ticks.
 
-        Returns the new plan's times and actions (the executable points on ticks from the first
-        one the chunk can still make, then the chunk's tail at its own times) and the number of
-        executable points. A tick at ``g`` executes the chunk's trajectory at ``g`` (linear
-        between actions), so the chunk's phase against the timer does not matter.
+        Returns the new plan's times and actions (``n_act`` executable points on ticks from the
+        first one the chunk can still make, fewer where the chunk ends first, then the chunk's
+        tail at its own times), the number of executable points and of the chunk's first
+        ``n_act`` actions whose time had passed. A tick at ``g`` executes the chunk's trajectory
+        at ``g`` (linear between actions), so the chunk's phase against the timer does not
+        matter.
         """
         origin = self._tick_origin()
         if origin is None:
             origin = t_ready
         start = max(t_ready, chunk_times[0]) - self._half
-        end = chunk_times[0] + n_act * self.period - self._half
+        end = chunk_times[-1] + self._half
         # The small tolerance keeps floating-point noise from moving a tick across a boundary.
         first = math.ceil((start - origin) / self.period - 1e-6)
         if self._ticks:
@@ -209,11 +243,13 @@ class ActionChunkScheduler:
         grid = origin + np.arange(first, max(first, stop), dtype=np.float64) * self.period
         if self._last_time is not None:
             grid = grid[grid > self._last_time + 1e-6 * self.period]
+        grid = grid[:n_act]
+        on_time = int(np.count_nonzero(grid < chunk_times[0] + n_act * self.period - self._half))
         values = np.stack([np.interp(grid, chunk_times, actions[:, j])
                            for j in range(actions.shape[1])], axis=1)
-        tail = slice(n_act, None)
+        tail = (chunk_times > grid[-1] + self._half * (1 + 1e-6)) if len(grid) else slice(0, 0)
         return (np.concatenate([grid, chunk_times[tail]]),
-                np.concatenate([values, actions[tail]]), len(grid))
+                np.concatenate([values, actions[tail]]), len(grid), n_act - on_time)
 
     def _blend_into(self, times: np.ndarray, actions: np.ndarray) -> None:
         # The reference is what the robot is commanded now and next: the last command, then the
@@ -334,10 +370,10 @@ class ActionChunkScheduler:
     def stats(self) -> dict[str, int]:
         """Counters since construction, by name.
 
-        chunks_received / used / late, actions_skipped / superseded / dropped, commands_issued,
-        trajectories, idle_ticks.
+        chunks_received / used / late / short (fewer than ``n_act`` executable actions left in the
+        chunk), actions_skipped / superseded / dropped, commands_issued, trajectories, idle_ticks.
         """
-        keys = ("chunks_received", "chunks_used", "chunks_late", "actions_skipped",
+        keys = ("chunks_received", "chunks_used", "chunks_late", "chunks_short", "actions_skipped",
                 "actions_superseded", "actions_dropped", "commands_issued", "trajectories",
                 "idle_ticks")
         with self._lock:

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from snapflow_ros.runtime.config import PolicyRuntimeConfig
+from snapflow_ros.config_fields import ConfigError, check_config, param
 from snapflow_ros.runtime.image_decoding import InputRejected, decode_compressed, decode_image
 
 JOINT_STATE = "joint_state"
@@ -27,6 +27,48 @@ JOINT_STATE = "joint_state"
 def camera_input(key: str) -> str:
     """Name of camera ``key``'s input in ages, rates and rejection counts."""
     return f"camera/{key}"
+
+
+@dataclasses.dataclass(frozen=True)
+class ObservationConfig:
+    """What an observation is made of and which inputs are accepted (topics aside)."""
+
+    joint_names: tuple[str, ...] = param(
+        (), "State joints picked from JointState, in model order (empty = the checkpoint's)."
+    )
+    camera_keys: tuple[str, ...] = param(
+        ("top",), "Checkpoint camera key fed by the camera topic at the same index."
+    )
+    expected_image_height: int = param(
+        0, "Reject camera images of another height (pixels, 0 = any).", low=0, high=16384
+    )
+    expected_image_width: int = param(
+        0, "Reject camera images of another width (pixels, 0 = any).", low=0, high=16384
+    )
+    max_stamp_lead_s: float = param(
+        0.1, "Reject inputs whose header stamp is this far ahead of the node clock (s).",
+        low=0.0, high=60.0,
+    )
+    task: str = param("", "Task instruction given to language-conditioned policies.",
+                      runtime=True)
+
+    def __post_init__(self) -> None:
+        check_config(self)
+        if not self.camera_keys:
+            raise ConfigError("camera_keys: at least one camera is required")
+        for label in ("camera_keys", "joint_names"):
+            names = getattr(self, label)
+            if len(set(names)) != len(names):
+                raise ConfigError(f"{label} has duplicates: {list(names)}")
+        if (self.expected_image_height == 0) != (self.expected_image_width == 0):
+            raise ConfigError("expected_image_height and expected_image_width: set both or none")
+
+    @property
+    def expected_image_size(self) -> tuple[int, int] | None:
+        """``(height, width)`` every camera image must have, or None (any size)."""
+        if not self.expected_image_height:
+            return None
+        return self.expected_image_height, self.expected_image_width
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,22 +137,21 @@ class ObservationBuffer:
         )
 
     @classmethod
-    def from_config(cls, config: PolicyRuntimeConfig,
+    def from_config(cls, config: ObservationConfig, *, max_input_age_s: float,
                     command_joint_names: Sequence[str] | None = None) -> ObservationBuffer:
-        """A buffer for ``config`` (its ``joint_names`` must be resolved, see ``config.py``)."""
-        size = None
-        if config.expected_image_height:
-            size = (config.expected_image_height, config.expected_image_width)
-        return cls(config.joint_names, config.camera_keys,
-                   command_joint_names=command_joint_names,
-                   max_input_age_s=config.max_input_age_s,
-                   max_stamp_lead_s=config.max_stamp_lead_s,
-                   expected_image_size=size, task=config.task)
+        """A buffer for ``config`` (its ``joint_names`` resolved to the checkpoint's).
 
-    def update_config(self, config: PolicyRuntimeConfig) -> None:
-        """Apply the runtime-changeable settings (input age limit)."""
+        ``max_input_age_s`` (s) is the safety guard's: an older input makes no observation.
+        """
+        return cls(config.joint_names, config.camera_keys,
+                   command_joint_names=command_joint_names, max_input_age_s=max_input_age_s,
+                   max_stamp_lead_s=config.max_stamp_lead_s,
+                   expected_image_size=config.expected_image_size, task=config.task)
+
+    def set_max_input_age(self, max_input_age_s: float) -> None:
+        """Change the age (s) beyond which an input makes no observation (a runtime setting)."""
         with self._lock:
-            self.max_input_age_s = config.max_input_age_s
+            self.max_input_age_s = float(max_input_age_s)
 
     # ------------------------------------------------------------------------------ inputs
 

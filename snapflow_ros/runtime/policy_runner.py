@@ -2,11 +2,11 @@
 # SPDX-License-Identifier: Apache-2.0
 """Load a checkpoint and turn observations into action chunks, timing each stage.
 
-The only runtime module that imports torch: the node imports it lazily, in ``on_configure``.
-Threading: a :class:`PolicyRunner` is meant to be created, warmed up and used by one thread, the
-node's inference thread (CUDA contexts, cuDNN autotuning and a model's cached state are
-per-thread or not re-entrant). Calls are serialised by a lock anyway, so a stray call from
-another thread waits instead of corrupting state.
+The only runtime module that uses torch, imported when a runner is made (not with the module,
+so :class:`RunnerConfig` loads without it). Threading: a :class:`PolicyRunner` is meant to be
+created, warmed up and used by one thread, the node's inference thread (CUDA contexts, cuDNN
+autotuning and a model's cached state are per-thread or not re-entrant). Calls are serialised
+by a lock anyway, so a stray call from another thread waits instead of corrupting state.
 """
 
 from __future__ import annotations
@@ -16,16 +16,58 @@ import gc
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
-from snapflow_ros.config_fields import ConfigError
-from snapflow_ros.policies.base import RobotInterface
+from snapflow_ros.config_fields import ConfigError, check_config, param
+from snapflow_ros.devices import resolve_device
 from snapflow_ros.runtime.image_decoding import resize_for_model
 
-STAGES = ("preprocess", "model", "postprocess")
+if TYPE_CHECKING:
+    import torch
+
+    from snapflow_ros.policies.base import RobotInterface
+
+RUNNER_TIMING_STAGES = ("preprocess", "model", "postprocess")
+"""The keys of :attr:`InferenceResult.timings_ms`."""
+DEVICES = ("auto", "cpu", "cuda")
+# The two ways :func:`snapflow_ros.snapflow.sampler.predict_action_chunk` integrates k > 1 steps
+# with a SnapFlow model: chained (s, t) jumps, or plain Euler with the local velocity (s = t).
+SAMPLER_MODES = ("jump", "euler")
+# How the inference path is accelerated (see snapflow_ros.runtime.fast_inference): "none" is
+# the plain sampler; the others run the same computation through static buffers.
+ACCELERATIONS = ("none", "compile", "cuda_graph", "compile_cuda_graph")
+INFERENCE_DTYPES = ("float32", "bfloat16")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunnerConfig:
+    """Which checkpoint runs where, and how a chunk is sampled."""
+
+    checkpoint: str = param("", "Checkpoint directory (weights, config, normalisation stats).")
+    device: str = param("auto", "Inference device; auto picks cuda when available.",
+                        choices=DEVICES)
+    seed: int = param(-1, "Seed of the sampling noise; -1 draws fresh noise every run.", low=-1)
+    torch_threads: int = param(
+        1, "CPU threads torch may use for inference (0: torch's default, one per core). One "
+        "leaves a core to the ROS executor: on 2 cores two threads were 10x slower under load "
+        "(docs/performance.md); GPU inference does not depend on it.", low=0, high=256)
+    num_steps: int = param(1, "Sampler steps per chunk (1 = SnapFlow's one-step jump).",
+                           low=1, high=100, runtime=True)
+    sampler_mode: str = param("jump", "k-step integration: chained jumps or local Euler.",
+                              choices=SAMPLER_MODES, runtime=True)
+    accelerate: str = param(
+        "none", "Inference fast path: none (plain sampler), compile (torch.compile of the expert "
+        "call), cuda_graph (prefix and sampler replayed as CUDA graphs; CUDA only) or "
+        "compile_cuda_graph (both). Compiling / capturing happens in configure.",
+        choices=ACCELERATIONS)
+    inference_dtype: str = param(
+        "float32", "Precision of prefix and expert: float32, or bfloat16 autocast (GPUs; changes "
+        "actions by about 1% of their spread).", choices=INFERENCE_DTYPES)
+
+    def __post_init__(self) -> None:
+        check_config(self)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,14 +80,27 @@ class InferenceResult:
     mode: str
 
 
-def resolve_device(device: str) -> torch.device:
-    """``auto`` -> cuda when available, else cpu; ``cuda`` without a GPU raises ConfigError."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    resolved = torch.device(device)
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device={device!r} but no CUDA device is available")
-    return resolved
+def policy_batch(robot: RobotInterface, observation: Any, device: torch.device) -> dict:
+    """The policy batch of one observation (images resized to the checkpoint's size).
+
+    ``images``: ``{key: (1, 3, h, w) uint8}``, ``state``: ``(1, S)`` float32, ``task``:
+    ``[str]``, all on ``device``. The runner and ``snapflow bench latency`` both build it here.
+    """
+    import torch
+
+    height, width = robot.image_height, robot.image_width
+    images = {}
+    for key in robot.camera_keys:
+        if key not in observation.images:
+            raise ValueError(f"observation has no image for camera '{key}' "
+                             f"(has {sorted(observation.images)})")
+        pixels = np.ascontiguousarray(resize_for_model(observation.images[key], height, width))
+        images[key] = torch.from_numpy(pixels).permute(2, 0, 1).unsqueeze(0).to(device)
+    state = np.asarray(observation.state, dtype=np.float32)
+    if state.shape != (len(robot.joint_names),):
+        raise ValueError(f"state of shape {state.shape} for {len(robot.joint_names)} joints")
+    return {"images": images, "state": torch.from_numpy(state).unsqueeze(0).to(device),
+            "task": [str(getattr(observation, "task", "") or "")]}
 
 
 class PolicyRunner:
@@ -63,6 +118,8 @@ class PolicyRunner:
                  expected_robot: RobotInterface | None = None, seed: int | None = None,
                  num_threads: int = 0, accelerate: str = "none",
                  inference_dtype: str = "float32") -> None:
+        import torch
+
         from snapflow_ros.policies.checkpoint import load_policy
 
         if num_threads > 0:
@@ -85,6 +142,16 @@ class PolicyRunner:
             self._fast = FastInference(self.policy, FastInferenceConfig(
                 accelerate=accelerate, dtype=inference_dtype))
 
+    @classmethod
+    def from_config(cls, config: RunnerConfig) -> PolicyRunner:
+        """Load ``config.checkpoint`` as ``config`` says (device, seed, threads, fast path)."""
+        if not config.checkpoint:
+            raise ConfigError("parameter 'checkpoint' is empty: set it to a checkpoint directory")
+        return cls(config.checkpoint, device=config.device,
+                   seed=config.seed if config.seed >= 0 else None,
+                   num_threads=config.torch_threads, accelerate=config.accelerate,
+                   inference_dtype=config.inference_dtype)
+
     @property
     def action_names(self) -> tuple[str, ...]:
         """Commanded joints, in the order of the chunk's columns."""
@@ -94,29 +161,13 @@ class PolicyRunner:
         # Kernels run asynchronously on a GPU: without a barrier, the model's time would be
         # charged to whichever stage next touches the result.
         if self.device.type == "cuda":
+            import torch
+
             torch.cuda.synchronize(self.device)
 
     def build_batch(self, observation: Any) -> dict:
-        """The policy batch of one observation (images resized to the checkpoint's size).
-
-        ``images``: ``{key: (1, 3, h, w) uint8}``, ``state``: ``(1, S)`` float32, ``task``:
-        ``[str]``, all on the runner's device.
-        """
-        height, width = self.robot.image_height, self.robot.image_width
-        images = {}
-        for key in self.robot.camera_keys:
-            if key not in observation.images:
-                raise ValueError(f"observation has no image for camera '{key}' "
-                                 f"(has {sorted(observation.images)})")
-            pixels = np.ascontiguousarray(resize_for_model(observation.images[key], height, width))
-            images[key] = torch.from_numpy(pixels).permute(2, 0, 1).unsqueeze(0).to(self.device)
-        state = np.asarray(observation.state, dtype=np.float32)
-        if state.shape != (len(self.robot.joint_names),):
-            raise ValueError(f"state of shape {state.shape} for "
-                             f"{len(self.robot.joint_names)} joints")
-        return {"images": images,
-                "state": torch.from_numpy(state).unsqueeze(0).to(self.device),
-                "task": [str(getattr(observation, "task", "") or "")]}
+        """The policy batch of one observation: :func:`policy_batch` on the runner's device."""
+        return policy_batch(self.robot, observation, self.device)
 
     def infer(self, observation: Any, num_steps: int = 1, mode: str = "jump",
               *, generator: torch.Generator | None = None) -> InferenceResult:
@@ -125,6 +176,8 @@ class PolicyRunner:
         ``observation`` has ``images``, ``state`` and ``task`` as
         :class:`~snapflow_ros.runtime.observation_buffer.Observation` has.
         """
+        import torch
+
         from snapflow_ros.snapflow.sampler import predict_action_chunk
 
         with self._lock:
@@ -162,6 +215,8 @@ class PolicyRunner:
         an ``accelerate`` option this compiles / captures the path for ``num_steps`` and ``mode``
         (and for ``task``'s prompt length, which can decide input shapes).
         """
+        import torch
+
         blank = np.zeros((self.robot.image_height, self.robot.image_width, 3), dtype=np.uint8)
         observation = _BlankObservation(
             images={key: blank for key in self.robot.camera_keys},
@@ -185,6 +240,8 @@ class PolicyRunner:
             self._generator = None
         gc.collect()
         if self.device.type == "cuda":
+            import torch
+
             torch.cuda.empty_cache()
 
 

@@ -22,8 +22,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from snapflow_ros.config_fields import ConfigError
-from snapflow_ros.runtime.config import PolicyRuntimeConfig
+from snapflow_ros.config_fields import ConfigError, check_config, param
+
+FIRST_COMMAND_MODES = ("refuse", "ramp")
 
 INTERVENTIONS = (
     "shape_mismatch",  # an action of the wrong size
@@ -38,6 +39,69 @@ INTERVENTIONS = (
     "bad_times",  # trajectory times not positive and increasing: refused
     "dry_run",  # computed, not to be published
 )
+
+
+@dataclasses.dataclass(frozen=True)
+class SafetyGuardConfig:
+    """Limits, rate limits, the first-command check, dry run and the stale-input age."""
+
+    dry_run: bool = param(False, "Compute and report commands but publish none.", runtime=True)
+    max_input_age_s: float = param(
+        0.5, "Hold when a camera or the joint state is older than this (s).",
+        low=0.001, high=60.0, runtime=True,
+    )
+    limit_joint_names: tuple[str, ...] = param(
+        (), "Joints with position limits; joints not listed are not clamped."
+    )
+    lower_limits: tuple[float, ...] = param(
+        (), "Lower position limit of each joint in limit_joint_names (rad or m)."
+    )
+    upper_limits: tuple[float, ...] = param(
+        (), "Upper position limit of each joint in limit_joint_names (rad or m)."
+    )
+    max_delta_per_tick: tuple[float, ...] = param(
+        (0.05,), "Largest command change per control tick: one value, or one per commanded joint.",
+        low=1e-9,
+    )
+    first_command_mode: str = param(
+        "ramp", "A first command far from the measured position: refuse it, or ramp to it.",
+        choices=FIRST_COMMAND_MODES,
+    )
+    first_command_max_distance: float = param(
+        0.2, "Largest per-joint distance of a first command from the measured position.",
+        low=0.0, high=1000.0,
+    )
+    first_command_ramp_ticks: int = param(
+        50, "Control ticks over which a far first command is ramped in.", low=1, high=100000
+    )
+
+    def __post_init__(self) -> None:
+        check_config(self)
+        if len(set(self.limit_joint_names)) != len(self.limit_joint_names):
+            raise ConfigError(f"limit_joint_names has duplicates: {list(self.limit_joint_names)}")
+        n_limits = len(self.limit_joint_names)
+        if len(self.lower_limits) != n_limits or len(self.upper_limits) != n_limits:
+            raise ConfigError(
+                f"limit_joint_names ({n_limits}), lower_limits ({len(self.lower_limits)}) and "
+                f"upper_limits ({len(self.upper_limits)}) must have the same length"
+            )
+        for name, low, high in zip(self.limit_joint_names, self.lower_limits, self.upper_limits):
+            if low > high:
+                raise ConfigError(f"joint {name}: lower limit {low} > upper limit {high}")
+        if not self.max_delta_per_tick:
+            raise ConfigError("max_delta_per_tick: give one value, or one per joint")
+
+    def joint_problems(self, joint_names: Sequence[str]) -> list[str]:
+        """What does not fit the commanded ``joint_names`` (unknown limited joints, rate limits)."""
+        problems = []
+        unknown = [n for n in self.limit_joint_names if n not in joint_names]
+        if unknown:
+            problems.append(f"limit_joint_names {unknown} are not commanded joints "
+                            f"{list(joint_names)}")
+        if len(self.max_delta_per_tick) not in (1, len(joint_names)):
+            problems.append(f"max_delta_per_tick has {len(self.max_delta_per_tick)} values for "
+                            f"{len(joint_names)} commanded joints")
+        return problems
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,29 +120,28 @@ class GuardResult:
 class SafetyGuard:
     """Limits, rate limiting, NaN refusal, first-command check and stale-input hold.
 
-    ``joint_names``: the commanded joints, in action order (default: ``config.joint_names``).
-    Thread-safe; keep one guard per command stream, since it remembers the last command.
+    ``joint_names``: the commanded joints, in action order; ``control_period_s``: one control
+    tick (s), the unit of the rate limit. Thread-safe; keep one guard per command stream, since
+    it remembers the last command.
     """
 
-    def __init__(self, config: PolicyRuntimeConfig,
-                 joint_names: Sequence[str] | None = None) -> None:
-        self.joint_names = tuple(joint_names if joint_names is not None else config.joint_names)
+    def __init__(self, config: SafetyGuardConfig, joint_names: Sequence[str],
+                 control_period_s: float) -> None:
+        self.joint_names = tuple(joint_names)
         if not self.joint_names:
             raise ConfigError("SafetyGuard needs the commanded joint names")
+        problems = config.joint_problems(self.joint_names)
+        if problems:
+            raise ConfigError("; ".join(problems))
         dims = len(self.joint_names)
-        self.period = config.control_period_s
+        self.period = float(control_period_s)
         self.lower = np.full(dims, -np.inf)
         self.upper = np.full(dims, np.inf)
         for name, low, high in zip(config.limit_joint_names, config.lower_limits,
                                    config.upper_limits):
-            if name not in self.joint_names:
-                raise ConfigError(f"limit for unknown joint '{name}' "
-                                  f"(commanded joints: {list(self.joint_names)})")
             index = self.joint_names.index(name)
             self.lower[index], self.upper[index] = low, high
         deltas = np.asarray(config.max_delta_per_tick, dtype=np.float64)
-        if len(deltas) not in (1, dims):
-            raise ConfigError(f"max_delta_per_tick has {len(deltas)} values for {dims} joints")
         self.max_delta = np.broadcast_to(deltas, (dims,)).copy()
         self.first_command_mode = config.first_command_mode
         self.first_command_max_distance = config.first_command_max_distance
@@ -98,7 +161,7 @@ class SafetyGuard:
         self._ramp_tick = 0
         self._ramp_time: float | None = None
 
-    def update_config(self, config: PolicyRuntimeConfig) -> None:
+    def update_config(self, config: SafetyGuardConfig) -> None:
         """Apply the runtime-changeable settings (dry_run, max_input_age_s).
 
         Leaving dry run re-arms the first-command check: the dry commands never moved the robot.

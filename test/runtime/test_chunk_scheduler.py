@@ -9,8 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from snapflow_ros.runtime.chunk_scheduler import ActionChunkScheduler, blend_weights
-from snapflow_ros.runtime.config import PolicyRuntimeConfig
+from snapflow_ros.runtime.chunk_scheduler import (
+    ActionChunkScheduler,
+    SchedulerConfig,
+    blend_weights,
+)
 
 RATE = 50.0
 DT = 1.0 / RATE
@@ -20,7 +23,7 @@ def make(**overrides):
     values = {"control_rate_hz": RATE, "output_mode": "stream", "n_act": 5,
               "prefetch_threshold": 2, "blending": "none"}
     values.update(overrides)
-    return ActionChunkScheduler(PolicyRuntimeConfig(**values))
+    return ActionChunkScheduler(SchedulerConfig(**values))
 
 
 def ramp_chunk(horizon=10, dims=2, start=0.0):
@@ -39,13 +42,24 @@ def test_actions_are_executed_at_their_time_and_only_n_act_of_them():
     assert stats["commands_issued"] == 5 and stats["idle_ticks"] == 3
 
 
-def test_actions_whose_time_passed_during_inference_are_skipped():
+def test_actions_whose_time_passed_during_inference_are_skipped_and_n_act_still_run():
     scheduler = make(n_act=8)
     assert scheduler.next_command(0.0) is None  # the timer ticks on multiples of DT
-    assert scheduler.add_chunk(ramp_chunk(), t_obs=0.0, t_ready=3.2 * DT) == 5
+    # Ready 3.2 ticks after the observation: actions 0..2 passed; 3..10 are the n_act executed.
+    assert scheduler.add_chunk(ramp_chunk(horizon=12), t_obs=0.0, t_ready=3.2 * DT) == 8
     assert scheduler.stats()["actions_skipped"] == 3
-    time, action = scheduler.next_command(3.2 * DT)
-    assert action[0] == 3 and time == pytest.approx(3 * DT)
+    commands = [scheduler.next_command(k * DT) for k in range(3, 13)]
+    assert [c[1][0] for c in commands[:8]] == list(range(3, 11))
+    assert commands[0][0] == pytest.approx(3 * DT) and commands[8:] == [None, None]
+    assert scheduler.stats()["chunks_short"] == 0
+
+
+def test_a_chunk_too_short_for_n_act_after_its_late_actions_is_counted_short():
+    scheduler = make(n_act=8)
+    scheduler.next_command(0.0)
+    assert scheduler.add_chunk(ramp_chunk(horizon=10), t_obs=0.0, t_ready=3.2 * DT) == 7
+    stats = scheduler.stats()
+    assert stats["chunks_short"] == 1 and stats["actions_skipped"] == 3
 
 
 def test_a_chunk_that_arrives_after_all_its_actions_is_late_and_changes_nothing():
@@ -84,11 +98,12 @@ def test_next_chunk_replaces_the_plan_from_the_next_tick_without_gaps():
     values = [scheduler.next_command(k * DT)[1][0] for k in range(5)]
     assert scheduler.needs_inference(5 * DT)  # actions 5, 6, 7 left
     values += [scheduler.next_command(k * DT)[1][0] for k in (5, 6)]
-    # Observed at tick 5, ready 1.5 ticks later: its actions for ticks 5 and 6 passed.
-    assert scheduler.add_chunk(np.ones((10, 1)), t_obs=5 * DT, t_ready=6.5 * DT) == 6
-    values += [scheduler.next_command(k * DT)[1][0] for k in range(7, 13)]
-    assert values == [0] * 7 + [1] * 6
-    assert scheduler.next_command(13 * DT) is None
+    # Observed at tick 5, ready 1.5 ticks later: its actions for ticks 5 and 6 passed, and
+    # its next 8 run from tick 7.
+    assert scheduler.add_chunk(np.ones((10, 1)), t_obs=5 * DT, t_ready=6.5 * DT) == 8
+    values += [scheduler.next_command(k * DT)[1][0] for k in range(7, 15)]
+    assert values == [0] * 7 + [1] * 8
+    assert scheduler.next_command(15 * DT) is None
     stats = scheduler.stats()
     assert stats["actions_skipped"] == 2 and stats["actions_superseded"] == 1
     assert stats["idle_ticks"] == 1
@@ -135,11 +150,11 @@ def test_blend_weights_rise_inside_zero_one():
 
 
 def test_schedule_changes_apply_from_the_next_chunk():
-    config = PolicyRuntimeConfig(control_rate_hz=RATE, output_mode="stream", n_act=6,
+    config = SchedulerConfig(control_rate_hz=RATE, output_mode="stream", n_act=6,
                                  prefetch_threshold=1, blending="none")
     scheduler = ActionChunkScheduler(config)
     scheduler.add_chunk(ramp_chunk(), 0.0, 0.0)
-    scheduler.update_config(PolicyRuntimeConfig(control_rate_hz=RATE, n_act=2,
+    scheduler.update_config(SchedulerConfig(control_rate_hz=RATE, n_act=2,
                                                 prefetch_threshold=0, blending="none"))
     assert scheduler.settings.n_act == 6
     issued = [scheduler.next_command(k * DT) for k in range(7)]
@@ -164,20 +179,37 @@ def test_trajectory_mode_drops_passed_points_and_spaces_the_seam():
     scheduler = make(output_mode="trajectory", n_act=6, prefetch_threshold=3)
     scheduler.add_chunk(np.zeros((10, 1)), t_obs=0.0, t_ready=2.2 * DT)
     points = scheduler.take_trajectory(2.2 * DT)
-    assert [p[1][0] for p in points] == [0] * 4  # actions 2..5; 0 and 1 passed
+    assert [p[1][0] for p in points] == [0] * 6  # actions 2..7; 0 and 1 passed
     assert points[0][0] == pytest.approx(0.8 * DT)
-    assert scheduler.needs_inference(3 * DT)
-    scheduler.add_chunk(np.ones((10, 1)), t_obs=3 * DT + 0.001, t_ready=3.4 * DT)
-    points = scheduler.take_trajectory(3.4 * DT)
+    assert not scheduler.needs_inference(4 * DT) and scheduler.needs_inference(5 * DT)
+    scheduler.add_chunk(np.ones((10, 1)), t_obs=5 * DT + 0.001, t_ready=5.4 * DT)
+    points = scheduler.take_trajectory(5.4 * DT)
     times = np.array([p[0] for p in points])
-    # The old point at 3 DT lies within half a period of the new first point: superseded.
+    # The old point at 5 DT lies within half a period of the new first point: superseded.
     assert [p[1][0] for p in points] == [1] * 6
     assert np.all(np.diff(times) > 0) and times[0] > DT / 2
     # An old point more than half a period before the new chunk's first one is kept.
-    scheduler.add_chunk(np.full((10, 1), 2.0), t_obs=5.6 * DT, t_ready=6.2 * DT)
-    points = scheduler.take_trajectory(6.2 * DT)
-    assert [p[1][0] for p in points] == [1] + [2] * 5
+    scheduler.add_chunk(np.full((10, 1), 2.0), t_obs=7.6 * DT, t_ready=8.2 * DT)
+    points = scheduler.take_trajectory(8.2 * DT)
+    assert [p[1][0] for p in points] == [1] + [2] * 6
     assert points[1][0] - points[0][0] == pytest.approx(0.6 * DT - 0.001)
+
+
+def test_a_late_first_action_after_an_n_act_change_still_gives_n_act_points():
+    # The first trajectory after n_act changes once carried n_act - 1 points: its first action
+    # was already late. The window now starts at the first action still ahead.
+    scheduler = make(output_mode="trajectory", n_act=5, prefetch_threshold=0)
+    scheduler.add_chunk(ramp_chunk(), t_obs=0.0, t_ready=0.0)
+    assert len(scheduler.take_trajectory(0.0)) == 5
+    scheduler.update_config(SchedulerConfig(control_rate_hz=RATE, output_mode="trajectory",
+                                            n_act=8, prefetch_threshold=0, blending="none"))
+    assert scheduler.needs_inference(4.6 * DT)
+    # Observed at 4.6 ticks, ready 0.8 ticks later: action 0 (meant for 4.6) has passed.
+    scheduler.add_chunk(ramp_chunk(start=10), t_obs=4.6 * DT, t_ready=5.4 * DT)
+    points = scheduler.take_trajectory(5.4 * DT)
+    assert [p[1][0] for p in points] == list(range(11, 19))
+    stats = scheduler.stats()
+    assert stats["actions_skipped"] == 1 and stats["chunks_short"] == 0
 
 
 def test_bad_chunks_raise():
@@ -234,7 +266,7 @@ def runs(draw, keep_up):
 
 def simulate(run, ticks=160):
     """Control ticks late by up to ``jitter`` periods; inference is polled at every tick."""
-    config = PolicyRuntimeConfig(control_rate_hz=RATE, output_mode="stream",
+    config = SchedulerConfig(control_rate_hz=RATE, output_mode="stream",
                                  n_act=run["n_acts"][0], prefetch_threshold=run["threshold"],
                                  blending=run["blending"], blend_steps=4)
     scheduler = ActionChunkScheduler(config)
@@ -249,7 +281,7 @@ def simulate(run, ticks=160):
             in_flight = None
         if in_flight is None and scheduler.needs_inference(now):
             i = inference % len(run["latencies"])
-            scheduler.update_config(PolicyRuntimeConfig(
+            scheduler.update_config(SchedulerConfig(
                 control_rate_hz=RATE, n_act=run["n_acts"][i],
                 prefetch_threshold=run["threshold"], blending=run["blending"], blend_steps=4))
             in_flight = (now - run["ages"][i] * DT, now + run["latencies"][i] * DT)
@@ -307,7 +339,7 @@ def test_linear_blending_leaves_no_jump_at_the_seam(latency, age, steps, phase):
 @settings(max_examples=40, deadline=None)
 @given(run=runs(keep_up=False), poll=st.floats(0.1, 1.0))
 def test_trajectories_are_increasing_and_ahead_of_now(run, poll):
-    config = PolicyRuntimeConfig(control_rate_hz=RATE, output_mode="trajectory",
+    config = SchedulerConfig(control_rate_hz=RATE, output_mode="trajectory",
                                  n_act=run["n_acts"][0], prefetch_threshold=run["threshold"],
                                  blending=run["blending"])
     scheduler = ActionChunkScheduler(config)

@@ -8,11 +8,11 @@ import cv2
 import numpy as np
 import pytest
 
-from snapflow_ros.runtime.config import PolicyRuntimeConfig
 from snapflow_ros.runtime.image_decoding import InputRejected
 from snapflow_ros.runtime.observation_buffer import (
     JOINT_STATE,
     ObservationBuffer,
+    ObservationConfig,
     camera_input,
 )
 
@@ -175,15 +175,17 @@ def test_rates_reflect_the_recent_message_rate():
 
 
 def test_task_and_config_updates():
-    config = PolicyRuntimeConfig(joint_names=("a",), task="pick", max_input_age_s=0.5)
-    buffer = ObservationBuffer.from_config(config)
+    config = ObservationConfig(joint_names=("a",), task="pick", expected_image_height=4,
+                               expected_image_width=6)
+    buffer = ObservationBuffer.from_config(config, max_input_age_s=0.5)
+    assert buffer.expected_image_size == (4, 6)
     buffer.add_joint_state(["a"], [0.0], receive_time=0.0)
     buffer.add_image("top", IMAGE, receive_time=0.0)
     assert buffer.snapshot(0.0).task == "pick"
     buffer.set_task("place")
     assert buffer.snapshot(0.0).task == "place"
     assert buffer.snapshot(1.0) is None
-    buffer.update_config(PolicyRuntimeConfig(joint_names=("a",), max_input_age_s=2.0))
+    buffer.set_max_input_age(2.0)
     assert buffer.snapshot(1.0) is not None
     buffer.clear()
     assert buffer.snapshot(1.0) is None

@@ -6,20 +6,21 @@ import numpy as np
 import pytest
 import torch
 
-from snapflow_ros.config_fields import ConfigError
+from snapflow_ros.config_fields import ConfigError, replace_config
 from snapflow_ros.devices import resolve_device
 from snapflow_ros.policies.base import CheckpointMismatchError, RobotInterface
 from snapflow_ros.policies.checkpoint import export_checkpoint
 from snapflow_ros.policies.compact.configuration_compact import CompactPolicyConfig
 from snapflow_ros.policies.compact.modeling_compact import CompactFlowPolicy
 from snapflow_ros.policies.normalization import NormalizationStats
-from snapflow_ros.runtime.chunk_scheduler import ActionChunkScheduler
-from snapflow_ros.runtime.config import PolicyRuntimeConfig, resolve_for_policy
 from snapflow_ros.runtime.image_decoding import resize_for_model
-from snapflow_ros.runtime.latency_tracker import LatencyTracker
-from snapflow_ros.runtime.observation_buffer import Observation, ObservationBuffer
-from snapflow_ros.runtime.policy_runner import PolicyRunner
-from snapflow_ros.runtime.safety_guard import SafetyGuard
+from snapflow_ros.runtime.observation_buffer import Observation
+from snapflow_ros.runtime.policy_controller import (
+    LatencyRecord,
+    PolicyController,
+    PolicyControllerConfig,
+)
+from snapflow_ros.runtime.policy_runner import PolicyRunner, RunnerConfig
 from snapflow_ros.snapflow.sampler import predict_action_chunk
 
 ROBOT = RobotInterface(joint_names=("shoulder", "elbow"), camera_keys=("top",),
@@ -131,43 +132,49 @@ def test_device_resolution():
             resolve_device("cuda")
 
 
+def test_runner_from_config_needs_a_checkpoint_and_passes_the_seed(checkpoint):
+    with pytest.raises(ConfigError, match="'checkpoint' is empty"):
+        PolicyRunner.from_config(RunnerConfig())
+    config = RunnerConfig(checkpoint=str(checkpoint), device="cpu", seed=3)
+    first, second = PolicyRunner.from_config(config), PolicyRunner.from_config(config)
+    np.testing.assert_array_equal(first.infer(observation()).actions,
+                                  second.infer(observation()).actions)
+
+
 def test_messages_to_safe_commands_end_to_end(checkpoint):
     """Raw joint states and images in; guarded, timed commands out, as the node runs it."""
-    config = PolicyRuntimeConfig(checkpoint=str(checkpoint), output_mode="stream", n_act=4,
-                                 prefetch_threshold=2, control_rate_hz=50.0,
-                                 limit_joint_names=("shoulder",), lower_limits=(-0.5,),
-                                 upper_limits=(0.5,), max_delta_per_tick=(0.05,),
-                                 first_command_mode="ramp", first_command_max_distance=0.1)
-    runner = PolicyRunner(config.checkpoint, device=config.device, seed=0)
-    config = resolve_for_policy(config, runner.robot.joint_names, runner.action_names,
-                                runner.robot.camera_keys, runner.chunk_size)
-    buffer = ObservationBuffer.from_config(config, runner.action_names)
-    guard = SafetyGuard(config, runner.action_names)
-    scheduler = ActionChunkScheduler(config)
-    latency = LatencyTracker(config.latency_window)
-    period = config.control_period_s
+    config = replace_config(PolicyControllerConfig(
+        runner=RunnerConfig(checkpoint=str(checkpoint), device="cpu", seed=0)),
+        output_mode="stream", n_act=4, prefetch_threshold=2, control_rate_hz=50.0,
+        limit_joint_names=("shoulder",), lower_limits=(-0.5,), upper_limits=(0.5,),
+        max_delta_per_tick=(0.05,), first_command_mode="ramp", first_command_max_distance=0.1,
+        wait_for_fresh_image=False)
+    clock = {"now": 0.0}
+    controller = PolicyController.load(config, clock=lambda: clock["now"],
+                                       wait=lambda timeout, event: None)
+    assert controller.config.scheduler.chunk_size == CHUNK
+    assert controller.config.observation.joint_names == ROBOT.joint_names
+    controller.activate()
+    period = config.scheduler.control_period_s
     rgb = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
-    commands = []
+    commands, outputs = [], []
     for tick in range(40):
-        now = tick * period
-        buffer.add_joint_state(["elbow", "shoulder", "gripper"], [0.1, 0.0, 1.0],
-                               receive_time=now)
-        buffer.add_raw_image("top", "bgr8", 20, 30, 90, rgb.tobytes(), receive_time=now)
-        guard.update_inputs(buffer.input_ages(now))
-        if scheduler.needs_inference(now):
-            obs = buffer.snapshot(now)
-            result = runner.infer(obs, config.num_steps, config.sampler_mode)
-            latency.record_many(result.timings_ms)
-            checked = guard.filter_chunk(result.actions)
-            scheduler.add_chunk(checked.actions, obs.time, now)
-        command = scheduler.next_command(now)
+        clock["now"] = tick * period
+        assert controller.add_joint_state(["elbow", "shoulder", "gripper"], [0.1, 0.0, 1.0])
+        assert controller.add_raw_image("top", "bgr8", 20, 30, 90, rgb.tobytes())
+        controller.step(outputs.append)
+        command = controller.control_tick()
         if command is not None:
-            out = guard.filter_command(command[1], buffer.measured_position())
-            assert out.publish
-            commands.append(out.actions)
+            ((time_from_start, action),) = command.points
+            assert time_from_start == pytest.approx(period)
+            commands.append(action)
     commands = np.array(commands)
     assert len(commands) == 40
     assert np.all(np.abs(commands[:, 0]) <= 0.5)
     assert np.all(np.abs(np.diff(commands, axis=0)) <= 0.05 + 1e-12)
     assert np.all(np.abs(commands[0] - [0.0, 0.1]) <= 0.05 + 1e-12)
-    assert latency.summary()["model"]["count"] == scheduler.stats()["chunks_received"] >= 10
+    diagnostics = controller.diagnostics()
+    assert diagnostics["latency_ms"]["model"]["count"] == diagnostics["chunks_produced"] >= 10
+    assert sum(isinstance(o, LatencyRecord) for o in outputs) == diagnostics["chunks_produced"]
+    controller.close()
+    assert controller._runner.policy is None

@@ -8,21 +8,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from snapflow_ros.config_fields import ConfigError
-from snapflow_ros.runtime.config import PolicyRuntimeConfig
-from snapflow_ros.runtime.safety_guard import INTERVENTIONS, SafetyGuard
+from snapflow_ros.runtime.safety_guard import INTERVENTIONS, SafetyGuard, SafetyGuardConfig
 
 JOINTS = ("shoulder", "elbow", "gripper")
 DT = 0.02
 
 
 def make(**overrides):
-    values = {"joint_names": JOINTS, "control_rate_hz": 1 / DT,
-              "limit_joint_names": ("shoulder", "gripper"), "lower_limits": (-1.0, 0.0),
+    values = {"limit_joint_names": ("shoulder", "gripper"), "lower_limits": (-1.0, 0.0),
               "upper_limits": (1.0, 1.0), "max_delta_per_tick": (0.1,),
               "first_command_mode": "refuse", "first_command_max_distance": 0.3,
               "first_command_ramp_ticks": 4, "max_input_age_s": 0.5}
     values.update(overrides)
-    return SafetyGuard(PolicyRuntimeConfig(**values))
+    return SafetyGuard(SafetyGuardConfig(**values), JOINTS, DT)
 
 
 def test_chunks_are_clamped_per_joint_and_unlimited_joints_pass():
@@ -117,14 +115,13 @@ def test_stale_inputs_hold_and_recovery_rearms_the_first_command_check():
 
 
 def test_dry_run_computes_but_never_publishes_and_rearms_when_left():
-    config = dict(joint_names=JOINTS, first_command_mode="refuse", dry_run=True,
-                  first_command_max_distance=0.3)
-    guard = SafetyGuard(PolicyRuntimeConfig(**config))
+    config = dict(first_command_mode="refuse", dry_run=True, first_command_max_distance=0.3)
+    guard = SafetyGuard(SafetyGuardConfig(**config), JOINTS, DT)
     result = guard.filter_command(np.array([0.05, 0, 0]), np.zeros(3))
     assert result.actions is not None and not result.publish
     assert result.interventions == {"dry_run": 1}
     guard.filter_command(np.array([0.1, 0, 0]))
-    guard.update_config(PolicyRuntimeConfig(**{**config, "dry_run": False}))
+    guard.update_config(SafetyGuardConfig(**{**config, "dry_run": False}))
     assert guard.filter_command(np.array([0.9, 0, 0]), np.zeros(3)).interventions == {
         "first_command_refused": 1}
 
@@ -168,13 +165,13 @@ def test_trajectory_times_must_be_positive_and_increasing(times):
 
 
 def test_config_errors_name_the_problem():
-    with pytest.raises(ConfigError, match="unknown joint 'wrist'"):
-        SafetyGuard(PolicyRuntimeConfig(limit_joint_names=("wrist",), lower_limits=(0.0,),
-                                        upper_limits=(1.0,)), JOINTS)
-    with pytest.raises(ConfigError, match="2 values for 3 joints"):
-        SafetyGuard(PolicyRuntimeConfig(max_delta_per_tick=(0.1, 0.2)), JOINTS)
+    with pytest.raises(ConfigError, match=r"limit_joint_names \['wrist'\] are not commanded"):
+        SafetyGuard(SafetyGuardConfig(limit_joint_names=("wrist",), lower_limits=(0.0,),
+                                      upper_limits=(1.0,)), JOINTS, DT)
+    with pytest.raises(ConfigError, match="2 values for 3 commanded joints"):
+        SafetyGuard(SafetyGuardConfig(max_delta_per_tick=(0.1, 0.2)), JOINTS, DT)
     with pytest.raises(ConfigError, match="joint names"):
-        SafetyGuard(PolicyRuntimeConfig())
+        SafetyGuard(SafetyGuardConfig(), (), DT)
 
 
 def test_counts_report_every_kind():
@@ -194,14 +191,14 @@ def guards(draw):
     lows = draw(st.lists(st.floats(-3.0, 0.0), min_size=2, max_size=2))
     widths = draw(st.lists(st.floats(0.0, 3.0), min_size=2, max_size=2))
     deltas = draw(st.lists(st.floats(1e-3, 1.0), min_size=3, max_size=3))
-    config = PolicyRuntimeConfig(
-        joint_names=JOINTS, limit_joint_names=("shoulder", "gripper"),
+    config = SafetyGuardConfig(
+        limit_joint_names=("shoulder", "gripper"),
         lower_limits=tuple(lows), upper_limits=tuple(lo + w for lo, w in zip(lows, widths)),
         max_delta_per_tick=tuple(deltas),
         first_command_mode=draw(st.sampled_from(["refuse", "ramp"])),
         first_command_max_distance=draw(st.floats(0.0, 2.0)),
         first_command_ramp_ticks=draw(st.integers(1, 5)))
-    return SafetyGuard(config)
+    return SafetyGuard(config, JOINTS, DT)
 
 
 def assert_safe(guard, output, origin, ticks=1.0):
