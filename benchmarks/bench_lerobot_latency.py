@@ -38,7 +38,6 @@ from pathlib import Path
 import torch
 
 from snapflow_ros.policies.base import RobotInterface
-from snapflow_ros.policies.lerobot_vla import LeRobotVLAConfig, policy_class_for
 from snapflow_ros.policies.lerobot_vla.offline_backbones import (
     SMOLVLM2_500M_DIMS,
     TINY_PALIGEMMA_DIMS,
@@ -46,6 +45,7 @@ from snapflow_ros.policies.lerobot_vla.offline_backbones import (
     write_smolvlm_backbone,
 )
 from snapflow_ros.policies.normalization import NormalizationStats
+from snapflow_ros.policies.registry import new_policy
 from snapflow_ros.snapflow.sampler import predict_action_chunk
 
 PROMPT = "pick up the red cube and put it in the bowl on the left"
@@ -72,12 +72,11 @@ def build(policy: str, size: str, device: str, dtype: str, workdir: Path, *, joi
             options["image_size"] = image_size or 32
     elif image_size:
         options["image_size"] = image_size
-    config = LeRobotVLAConfig(device=device, dtype=dtype, chunk_size=chunk_size,
-                              lerobot_overrides=overrides, **options)
+    options.update(device=device, dtype=dtype, chunk_size=chunk_size, lerobot_overrides=overrides)
     stats = NormalizationStats.identity(joints, joints)
     # Parameters are created on the device directly: a 4B model initialises in seconds there.
     with torch.device(device):
-        model = policy_class_for(policy).build(config, robot, stats)
+        model = new_policy(policy, options, robot, stats)
     return model.to(device).eval(), robot
 
 

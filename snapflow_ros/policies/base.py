@@ -14,19 +14,31 @@ Batches exchanged with a policy are plain dicts (the layout :mod:`snapflow_ros.d
 - ``"task"``: optional list of ``B`` strings;
 - ``"action"``: float tensor ``(B, H, A)`` in robot units (training only);
 - ``"action_is_pad"``: bool tensor ``(B, H)``, True past an episode end (training only).
+
+:class:`FlowMatchingPolicy` is the whole protocol: the model calls (``encode``, ``velocity``,
+``normalized_action_target``, ``to_robot_actions``), the parameter sets of the training stages,
+the inference stages :class:`~snapflow_ros.runtime.fast_inference.FastInference` drives, and the
+construction / checkpoint hooks :mod:`snapflow_ros.policies.checkpoint` and
+:mod:`snapflow_ros.policies.registry` call. Every hook has a documented default, so a backend
+overrides only what it needs.
 """
 
 from __future__ import annotations
 
 import abc
 import dataclasses
-from typing import Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 from torch.utils import _pytree
 
 from snapflow_ros.config_fields import ConfigError, check_config, param
+
+if TYPE_CHECKING:
+    from snapflow_ros.policies.normalization import NormalizationStats
 
 Context = Any  # a backend's encoded observation: any pytree of tensors with batch dim first
 
@@ -83,13 +95,90 @@ class FlowMatchingPolicy(nn.Module, abc.ABC):
     Subclasses set ``self.robot`` (a :class:`RobotInterface`), ``self.chunk_size`` (H) and
     ``self.action_dim`` (D, the model's possibly padded action width), and implement
     :meth:`encode`, :meth:`velocity`, :meth:`normalized_action_target` and
-    :meth:`to_robot_actions`.
+    :meth:`to_robot_actions`. A backend that is saved and loaded also implements
+    :meth:`from_policy_config` and :meth:`policy_config_dict`, and sets :attr:`policy_type` to
+    the string its checkpoints record (the key of :mod:`snapflow_ros.policies.registry`).
     """
 
     robot: RobotInterface
     chunk_size: int
     action_dim: int
     policy_type: str = "base"
+
+    # -- construction and checkpoints -------------------------------------------------------------
+
+    @classmethod
+    def from_policy_config(cls, config_dict: dict, robot: RobotInterface,
+                           stats: NormalizationStats | None, *,
+                           checkpoint_dir: str | Path | None = None) -> FlowMatchingPolicy:
+        """Rebuild the untrained architecture that :meth:`policy_config_dict` recorded.
+
+        The checkpoint loader fills the weights afterwards. ``checkpoint_dir`` is the checkpoint
+        being loaded, for backends that keep files beside the weights (a LeRobot VLA's backbone
+        config and tokenizer). Default: raises ``NotImplementedError`` (not loadable).
+        """
+        raise NotImplementedError(
+            f"{cls.__name__} (policy_type {cls.policy_type!r}) cannot be rebuilt from a "
+            "checkpoint: it does not implement from_policy_config()")
+
+    @classmethod
+    def from_config(cls, config_dict: dict, robot: RobotInterface,
+                    stats: NormalizationStats | None) -> FlowMatchingPolicy:
+        """A new policy for ``robot`` from config options (a pretrained start they name loads).
+
+        Default: :meth:`from_policy_config`, for backends whose new policies start untrained.
+        """
+        return cls.from_policy_config(config_dict, robot, stats)
+
+    def policy_config_dict(self) -> dict:
+        """The policy's config as a JSON-safe mapping (``config.json``'s ``policy_config``).
+
+        Default: ``{}`` (a policy class without options).
+        """
+        return {}
+
+    def normalization_stats(self) -> NormalizationStats | None:
+        """The statistics to save in ``normalization.json``; default None (none to save)."""
+        return None
+
+    def save_extra(self, directory: Path) -> None:
+        """Write backend files into the checkpoint ``directory`` (inside the atomic write).
+
+        Default: nothing.
+        """
+
+    def load_extra(self, directory: Path) -> None:
+        """Read or check backend files of checkpoint ``directory`` after its weights loaded.
+
+        Default: nothing.
+        """
+
+    # -- inference stages -------------------------------------------------------------------------
+
+    def preprocess(self, batch: dict) -> dict:
+        """The batch :meth:`encode_preprocessed` reads, tensors on the policy's device.
+
+        Default: ``batch`` with its tensors moved to :attr:`device` (a LeRobot VLA runs its
+        preprocessor: normalisation, tokenisation).
+        """
+        device = self.device
+        return _pytree.tree_map(
+            lambda leaf: leaf.to(device, non_blocking=True)
+            if isinstance(leaf, torch.Tensor) else leaf, batch)
+
+    def encode_preprocessed(self, processed: dict) -> Context:
+        """:meth:`encode` of a batch :meth:`preprocess` returned; default: :meth:`encode`."""
+        return self.encode(processed)
+
+    def install_capture_shims(self) -> Callable[[], None]:
+        """Swap host-syncing code inside the model for exact device-only code; returns the undo.
+
+        Called while an accelerated inference path (CUDA graphs, compile) is alive: a host
+        round-trip stalls it and breaks graph capture. Default: nothing to swap.
+        """
+        return _nothing_to_undo
+
+    # -- the model --------------------------------------------------------------------------------
 
     @abc.abstractmethod
     def encode(self, batch: dict) -> Context:
@@ -146,3 +235,7 @@ class FlowMatchingPolicy(nn.Module, abc.ABC):
     def device(self) -> torch.device:
         """The device of the policy's parameters."""
         return next(self.parameters()).device
+
+
+def _nothing_to_undo() -> None:
+    """The undo of :meth:`FlowMatchingPolicy.install_capture_shims` when nothing was swapped."""

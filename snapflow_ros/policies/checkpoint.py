@@ -16,8 +16,11 @@ to its target, fsynced and renamed into place; ``latest`` is replaced atomically
 A process killed at any moment therefore leaves the previous ``latest`` intact, and readers fall
 back to the newest complete checkpoint if ``latest`` points at nothing usable.
 
-A policy class may define ``save_extra(directory)`` and ``load_extra(directory)`` to add files of
-its own (e.g. a LeRobot-format copy); both run inside the atomic write / after the weights load.
+What a policy contributes goes through the hooks declared on
+:class:`~snapflow_ros.policies.base.FlowMatchingPolicy`: ``policy_config_dict`` and
+``normalization_stats`` when saving, ``from_policy_config`` when loading (found through
+:mod:`snapflow_ros.policies.registry`), and ``save_extra`` / ``load_extra`` for files of its own
+(e.g. a LeRobot-format copy), run inside the atomic write / after the weights load.
 """
 
 from __future__ import annotations
@@ -40,7 +43,8 @@ from safetensors.torch import load_file, save_file
 from snapflow_ros.config_fields import ConfigError, config_from_dict, config_to_dict
 from snapflow_ros.policies.base import FlowMatchingPolicy, RobotInterface
 from snapflow_ros.policies.normalization import NormalizationStats
-from snapflow_ros.policies.registry import build_policy
+from snapflow_ros.policies.registry import policy_class
+from snapflow_ros.training.config import TRAINING_STAGES
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -50,7 +54,6 @@ TRAIN_STATE_FILE = "train_state.pt"
 CHECKPOINTS_DIR = "checkpoints"
 LATEST_FILE = "latest"
 FORMAT_VERSION = 1
-STAGES = ("teacher", "snapflow")
 
 _REQUIRED_FILES = (WEIGHTS_FILE, CONFIG_FILE, INFO_FILE)
 _STEP_DIR = re.compile(r"^step_(\d+)$")
@@ -128,25 +131,21 @@ def _write_checkpoint_files(policy: FlowMatchingPolicy, directory: Path, *, stag
     weights = directory / WEIGHTS_FILE
     save_file(_state_dict_for_safetensors(policy), str(weights), metadata={"format": "pt"})
     _fsync_file(weights)
-    policy_config = getattr(policy, "policy_config_dict", None)
     _write_json(directory / CONFIG_FILE, {
         "format_version": FORMAT_VERSION,
         "policy_type": policy.policy_type,
-        "policy_config": policy_config() if policy_config is not None else {},
+        "policy_config": policy.policy_config_dict(),
         "robot": config_to_dict(policy.robot),
         "chunk_size": int(policy.chunk_size),
         "action_dim": int(policy.action_dim),
     })
-    stats_of = getattr(policy, "normalization_stats", None)
-    stats = stats_of() if stats_of is not None else None
+    stats = policy.normalization_stats()
     _write_json(directory / NORMALIZATION_FILE, stats.to_dict() if stats is not None else None)
     if train_state is not None:
         train_state_path = directory / TRAIN_STATE_FILE
         torch.save(train_state, train_state_path)
         _fsync_file(train_state_path)
-    save_extra = getattr(policy, "save_extra", None)
-    if save_extra is not None:
-        save_extra(directory)
+    policy.save_extra(directory)
     # info.json last: it records the final size of the weights for a truncation check on load.
     _write_json(directory / INFO_FILE, {
         "stage": stage,
@@ -163,8 +162,8 @@ def _write_checkpoint_files(policy: FlowMatchingPolicy, directory: Path, *, stag
 def export_checkpoint(policy: FlowMatchingPolicy, path: str | Path, *, stage: str, step: int,
                       command: str = "", train_state: dict | None = None) -> Path:
     """Write one self-contained checkpoint directory at ``path`` atomically (replacing it)."""
-    if stage not in STAGES:
-        raise ConfigError(f"stage={stage!r}: must be one of {', '.join(STAGES)}")
+    if stage not in TRAINING_STAGES:
+        raise ConfigError(f"stage={stage!r}: must be one of {', '.join(TRAINING_STAGES)}")
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name}-", dir=target.parent))
@@ -364,14 +363,19 @@ def load_train_state(path: str | Path) -> dict:
 
 
 def load_policy(path: str | Path, *, device: str | torch.device = "cpu",
-                expected_robot: RobotInterface | None = None) -> FlowMatchingPolicy:
+                expected_robot: RobotInterface | None = None,
+                policy_config: dict | None = None) -> FlowMatchingPolicy:
     """Rebuild a policy from a checkpoint dir (or a run dir's latest), in eval mode on ``device``.
 
     With ``expected_robot``, a checkpoint trained for other joints or cameras raises
     :class:`~snapflow_ros.policies.base.CheckpointMismatchError` naming the difference.
+    ``policy_config`` replaces the recorded policy config (e.g. with training overrides
+    applied); the weights must still fit the architecture it gives.
     """
     checkpoint = resolve_checkpoint(path)
     config = _read_config(checkpoint)
+    if policy_config is not None:
+        config = dict(config, policy_config=policy_config)
     robot = checkpoint_robot(checkpoint)
     if expected_robot is not None:
         robot.check_matches(expected_robot, what=f"checkpoint {checkpoint}")
@@ -381,12 +385,10 @@ def load_policy(path: str | Path, *, device: str | torch.device = "cpu",
     except ConfigError as exc:
         raise CheckpointError(f"{checkpoint / NORMALIZATION_FILE}: {exc}") from exc
     try:
-        policy = build_policy(config["policy_type"], config["policy_config"], robot, stats,
-                              checkpoint_dir=checkpoint)
-    except ConfigError as exc:
+        policy = policy_class(config["policy_type"]).from_policy_config(
+            config["policy_config"], robot, stats, checkpoint_dir=checkpoint)
+    except (ConfigError, NotImplementedError) as exc:
         raise CheckpointError(f"{checkpoint / CONFIG_FILE}: {exc}") from exc
     load_weights(policy, checkpoint)
-    load_extra = getattr(policy, "load_extra", None)
-    if load_extra is not None:
-        load_extra(checkpoint)
+    policy.load_extra(checkpoint)
     return policy.to(device).eval()

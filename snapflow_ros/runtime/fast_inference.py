@@ -26,11 +26,12 @@ kernels and may reorder float operations (relative differences ~1e-6); ``bfloat1
 actions by about 1% of their spread, and says so (it is off by default).
 
 LeRobot's VLA code builds small constants on the host in every call (``torch.tensor(list,
-device=cuda)``) and SmolVLM builds its patch mask on the CPU and indexes with a boolean mask;
-either stalls on the host and breaks CUDA graph capture. :class:`DeviceConstants` (during warm-up
-and capture) and :func:`install_sync_free_smolvlm` (exact replacements, installed on the policy
-instance while a :class:`FastInference` with acceleration is alive) remove those round-trips
-without editing LeRobot or transformers.
+device=cuda)``); that stalls on the host and breaks CUDA graph capture. :class:`DeviceConstants`
+serves them from a device-side cache during warm-up and capture. Host round-trips inside one
+backend's model are that backend's business: the policy's ``install_capture_shims`` (e.g.
+SmolVLA's, in :mod:`snapflow_ros.policies.smolvla.fast_inference_smolvla`) swaps them for exact
+device-only code while a :class:`FastInference` with acceleration is alive. The policy is driven
+only through :class:`~snapflow_ros.policies.base.FlowMatchingPolicy`'s protocol.
 """
 
 from __future__ import annotations
@@ -39,14 +40,17 @@ import collections
 import contextlib
 import dataclasses
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.utils import _pytree
 
 from snapflow_ros.config_fields import ConfigError, check_config, param
-from snapflow_ros.runtime.config import ACCELERATIONS, INFERENCE_DTYPES, SAMPLER_MODES
+from snapflow_ros.runtime.policy_runner import ACCELERATIONS, INFERENCE_DTYPES, SAMPLER_MODES
 from snapflow_ros.snapflow.sampler import sample_noise
+
+if TYPE_CHECKING:
+    from snapflow_ros.policies.base import FlowMatchingPolicy
 
 ATTENTIONS = ("model", "sdpa")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -136,7 +140,7 @@ def trim_prompt_padding(processed: dict, bucket: int) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------
-# Capture shims: host round-trips in third-party code, removed without editing that code.
+# Host constants and attention: third-party code made capturable / fused without editing it.
 
 
 def _freeze(data: Any) -> Any:
@@ -208,78 +212,6 @@ class DeviceConstants:
         finally:
             torch.tensor = self._original
             self._original = None
-
-
-def _sync_free_patch_embeddings(embeddings: torch.nn.Module) -> Callable[..., torch.Tensor]:
-    """SmolVLM patch embeddings whose position ids need no boolean indexing (no host sync).
-
-    Same values as transformers' ``SmolVLMVisionEmbeddings.forward``: patch ``i`` of a row of
-    ``n`` valid patches sits at the fraction ``i / n``, bucketed onto the model's
-    ``num_patches_per_side`` grid; padded patches get position 0. Where transformers assigns
-    through a boolean mask (a device -> host sync), this selects with ``torch.where``.
-    """
-
-    def forward(pixel_values: torch.Tensor, patch_attention_mask: torch.Tensor) -> torch.Tensor:
-        batch = pixel_values.shape[0]
-        patches = embeddings.patch_embedding(pixel_values).flatten(2).transpose(1, 2)
-        per_side = embeddings.num_patches_per_side
-        device = pixel_values.device
-        boundaries = torch.arange(1 / per_side, 1.0, 1 / per_side, device=device)
-        rows = patch_attention_mask[:, :, 0].sum(dim=1)
-        cols = patch_attention_mask[:, 0, :].sum(dim=1)
-        row_index = torch.arange(patch_attention_mask.size(1), device=device, dtype=torch.float32)
-        col_index = torch.arange(patch_attention_mask.size(2), device=device, dtype=torch.float32)
-        row_frac = torch.clamp(row_index[None, :] * (1.0 / rows)[:, None], max=1.0 - 1e-6)
-        col_frac = torch.clamp(col_index[None, :] * (1.0 / cols)[:, None], max=1.0 - 1e-6)
-        row_bucket = torch.bucketize(row_frac.to(pixel_values.dtype), boundaries, right=True)
-        col_bucket = torch.bucketize(col_frac.to(pixel_values.dtype), boundaries, right=True)
-        ids = (row_bucket[:, :, None] * per_side + col_bucket[:, None, :]).reshape(batch, -1)
-        valid = patch_attention_mask.reshape(batch, -1)
-        position_ids = torch.where(valid, ids, torch.zeros_like(ids))
-        return patches + embeddings.position_embedding(position_ids)
-
-    return forward
-
-
-def _device_patch_mask(vision: torch.nn.Module, original: Callable) -> Callable:
-    """SmolVLM vision forward whose default (all-valid) patch mask is built on the device."""
-
-    def forward(pixel_values: torch.Tensor, patch_attention_mask: torch.Tensor | None = None,
-                **kwargs: Any) -> Any:
-        if patch_attention_mask is None:
-            size = vision.patch_size
-            patch_attention_mask = torch.ones(
-                (pixel_values.shape[0], pixel_values.shape[2] // size,
-                 pixel_values.shape[3] // size), dtype=torch.bool, device=pixel_values.device)
-        return original(pixel_values, patch_attention_mask=patch_attention_mask, **kwargs)
-
-    return forward
-
-
-def install_sync_free_smolvlm(model: torch.nn.Module) -> Callable[[], None]:
-    """Swap SmolVLM's host-syncing vision code for exact device-only versions on ``model``.
-
-    Applies to every ``SmolVLMVisionEmbeddings`` / ``SmolVLMVisionTransformer`` inside
-    ``model`` (instance attributes; the classes are untouched). Returns a function that undoes it.
-    """
-    undo: list[Callable[[], None]] = []
-    for module in model.modules():
-        name = type(module).__name__
-        if name == "SmolVLMVisionEmbeddings" and "forward" not in module.__dict__:
-            module.forward = _sync_free_patch_embeddings(module)
-        elif (name == "SmolVLMVisionTransformer" and "forward" not in module.__dict__
-              and hasattr(module, "patch_size")):
-            module.forward = _device_patch_mask(module, module.forward)
-        else:
-            continue
-        undo.append(lambda m=module: m.__dict__.pop("forward", None))
-
-    def restore() -> None:
-        for step in undo:
-            step()
-        undo.clear()
-
-    return restore
 
 
 def _sdpa_attention(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor,
@@ -371,18 +303,18 @@ class FastInference:
     (for per-stage timing). Not thread-safe: one thread drives it (the node's inference thread).
     """
 
-    def __init__(self, policy: torch.nn.Module, config: FastInferenceConfig | None = None) -> None:
+    def __init__(self, policy: FlowMatchingPolicy,
+                 config: FastInferenceConfig | None = None) -> None:
         self.policy = policy.eval()
         self.config = config or FastInferenceConfig()
         self.device = torch.device(policy.device)
         if self.config.uses_cuda_graphs and self.device.type != "cuda":
             raise ConfigError(f"accelerate={self.config.accelerate} needs a CUDA device; the "
                               f"policy is on {self.device}")
-        self._lerobot = hasattr(policy, "preprocess") and hasattr(policy, "encode_preprocessed")
         self._constants = DeviceConstants(self.device.type)
         self._restore_shims: Callable[[], None] | None = None
         if self.config.accelerate != "none":
-            self._restore_shims = install_sync_free_smolvlm(policy)
+            self._restore_shims = policy.install_capture_shims()
         self._velocity: Callable[..., torch.Tensor] = policy.velocity
         if self.config.compiles_expert:
             self._velocity = torch.compile(policy.velocity, mode=self.config.compile_mode,
@@ -408,23 +340,18 @@ class FastInference:
     # -- stages ----------------------------------------------------------------------------------
 
     def prepare(self, batch: dict) -> dict:
-        """Host-side preparation: LeRobot's preprocessor (normalise, tokenise) or a device move.
+        """Host-side preparation: the batch the prefix reads, tensors on the policy's device.
 
-        Returns the batch the prefix reads, tensors on the policy's device.
+        The policy's ``preprocess`` (a LeRobot VLA normalises and tokenises; others move to the
+        device), then :func:`trim_prompt_padding`.
         """
         with torch.inference_mode():
-            if self._lerobot:
-                processed = self.policy.preprocess(batch)
-                return trim_prompt_padding(processed, self.config.prompt_bucket)
-            return _pytree.tree_map(
-                lambda leaf: leaf.to(self.device, non_blocking=True)
-                if isinstance(leaf, torch.Tensor) else leaf, batch)
+            processed = self.policy.preprocess(batch)
+            return trim_prompt_padding(processed, self.config.prompt_bucket)
 
     def _encode_eager(self, prepared: dict) -> Any:
         with self._model_context():
-            if self._lerobot:
-                return self.policy.encode_preprocessed(prepared)
-            return self.policy.encode(prepared)
+            return self.policy.encode_preprocessed(prepared)
 
     def encode(self, prepared: dict) -> Any:
         """The prefix: the observation's context, computed once per chunk.
@@ -532,7 +459,7 @@ class FastInference:
                 "device": str(self.device), "graph_sets": sets}
 
     def close(self) -> None:
-        """Drop graphs and buffers and undo the SmolVLM replacements."""
+        """Drop graphs and buffers and undo the policy's capture shims."""
         self._graph_sets.clear()
         self._context_owner.clear()
         self._grids.clear()

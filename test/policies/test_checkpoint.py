@@ -233,7 +233,8 @@ class PolicyWithExtraFiles(CompactFlowPolicy):
 
 
 def test_save_and_load_extra_hooks_run_inside_the_checkpoint(tmp_path, monkeypatch):
-    monkeypatch.setitem(registry._BACKENDS, "compact_with_extra", __name__)
+    monkeypatch.setitem(registry.POLICY_BACKENDS, "compact_with_extra",
+                        registry.PolicyBackend(__name__))
     base = make_policy()
     policy = PolicyWithExtraFiles(base.config, ROBOT, base.normalization_stats())
     path = export_checkpoint(policy, tmp_path / "exported", stage="snapflow", step=0)
@@ -242,10 +243,12 @@ def test_save_and_load_extra_hooks_run_inside_the_checkpoint(tmp_path, monkeypat
     assert isinstance(loaded, PolicyWithExtraFiles) and PolicyWithExtraFiles.loaded_from == "hello"
 
 
-def test_registry_reports_unknown_and_unimportable_backends(monkeypatch):
-    with pytest.raises(registry.UnknownPolicyTypeError, match="known types: .*compact"):
-        registry.policy_class("nope")
-    monkeypatch.setitem(registry._BACKENDS, "ghost", "snapflow_ros.policies.no_such_backend")
-    with pytest.raises(registry.UnknownPolicyTypeError, match="no_such_backend"):
-        registry.policy_class("ghost")
-    assert registry.policy_class("compact") is CompactFlowPolicy
+def test_a_replacement_policy_config_must_fit_the_weights(tmp_path):
+    path = export_checkpoint(make_policy(), tmp_path / "exported", stage="teacher", step=0)
+    recorded = read_checkpoint_info(path)["config"]["policy_config"]
+    loaded = load_policy(path, policy_config=dict(recorded, dropout=0.3))
+    assert loaded.config.dropout == 0.3  # a setting that keeps the architecture
+    with pytest.raises(CheckpointError, match="shape mismatch|missing"):
+        load_policy(path, policy_config=dict(recorded, hidden_dim=64))
+    with pytest.raises(CheckpointError, match="unknown CompactPolicyConfig option"):
+        load_policy(path, policy_config=dict(recorded, no_such_option=1))

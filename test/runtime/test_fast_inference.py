@@ -18,11 +18,11 @@ from snapflow_ros.policies.checkpoint import export_checkpoint
 from snapflow_ros.policies.compact.configuration_compact import CompactPolicyConfig
 from snapflow_ros.policies.compact.modeling_compact import CompactFlowPolicy
 from snapflow_ros.policies.normalization import NormalizationStats
+from snapflow_ros.policies.registry import new_policy
 from snapflow_ros.runtime.fast_inference import (
     DeviceConstants,
     FastInference,
     FastInferenceConfig,
-    install_sync_free_smolvlm,
     sampling_grid,
     trim_prompt_padding,
 )
@@ -225,7 +225,7 @@ def test_sampling_from_a_context_of_another_origin_runs_eagerly():
     assert fast.captured == []
 
 
-# -- capture shims ----------------------------------------------------------------------------
+# -- host constants ----------------------------------------------------------------------------
 
 
 def test_device_constants_serve_host_constants_from_a_cache_as_copies():
@@ -248,36 +248,6 @@ def test_device_constants_serve_host_constants_from_a_cache_as_copies():
     assert torch.equal(plain, original([4.0, 5.0]))
 
 
-def _tiny_smolvlm_vision():
-    transformers = pytest.importorskip("transformers")
-    from transformers.models.smolvlm import modeling_smolvlm
-
-    config = transformers.SmolVLMVisionConfig(hidden_size=16, intermediate_size=32,
-                                              num_hidden_layers=1, num_attention_heads=2,
-                                              patch_size=4, image_size=32)
-    torch.manual_seed(0)
-    return modeling_smolvlm.SmolVLMVisionTransformer(config).eval()
-
-
-def test_sync_free_smolvlm_vision_is_exactly_transformers():
-    vision = _tiny_smolvlm_vision()
-    pixels = torch.randn(2, 3, 32, 32)
-    mask = torch.ones(2, 8, 8, dtype=torch.bool)
-    mask[1, 5:, :] = False  # a padded image: fewer patch rows and columns
-    mask[1, :, 6:] = False
-    with torch.no_grad():
-        embed_expected = vision.embeddings(pixels, mask)
-        expected = vision(pixels).last_hidden_state
-        undo = install_sync_free_smolvlm(vision)
-        assert "forward" in vision.embeddings.__dict__ and "forward" in vision.__dict__
-        embed_actual = vision.embeddings(pixels, mask)
-        actual = vision(pixels).last_hidden_state
-    assert torch.equal(embed_actual, embed_expected)
-    assert torch.equal(actual, expected)
-    undo()
-    assert "forward" not in vision.embeddings.__dict__ and "forward" not in vision.__dict__
-
-
 def test_prompt_padding_is_trimmed_to_a_bucket_and_only_padding_goes():
     tokens = torch.arange(2 * 40).reshape(2, 40)
     mask = torch.zeros(2, 40, dtype=torch.bool)
@@ -297,7 +267,6 @@ def test_prompt_padding_is_trimmed_to_a_bucket_and_only_padding_goes():
 @pytest.fixture(scope="module")
 def tiny_pi05(tmp_path_factory):
     pytest.importorskip("lerobot")
-    from snapflow_ros.policies.lerobot_vla import LeRobotVLAConfig, policy_class_for
     from snapflow_ros.policies.lerobot_vla.offline_backbones import (
         TINY_PALIGEMMA_DIMS,
         train_tokenizer,
@@ -307,11 +276,11 @@ def tiny_pi05(tmp_path_factory):
     robot = RobotInterface(joint_names=("a", "b", "c"), camera_keys=("cam",), image_height=32,
                            image_width=32)
     tokenizer = train_tokenizer(tmp_path_factory.mktemp("tokenizer"))
-    config = LeRobotVLAConfig(tokenizer_path=str(tokenizer), image_size=32, chunk_size=CHUNK,
-                              lerobot_overrides={"backbone_dims": TINY_PALIGEMMA_DIMS,
-                                                 "tokenizer_max_length": 96,
-                                                 "max_state_dim": 8, "max_action_dim": 8})
-    policy = policy_class_for("pi05").build(config, robot, NormalizationStats.identity(3, 3))
+    options = dict(tokenizer_path=str(tokenizer), image_size=32, chunk_size=CHUNK,
+                   lerobot_overrides={"backbone_dims": TINY_PALIGEMMA_DIMS,
+                                      "tokenizer_max_length": 96,
+                                      "max_state_dim": 8, "max_action_dim": 8})
+    policy = new_policy("pi05", options, robot, NormalizationStats.identity(3, 3))
     with torch.no_grad():
         for parameter in policy.parameters():
             parameter.add_(torch.randn(parameter.shape) * 0.05)
@@ -418,3 +387,29 @@ def test_cuda_graph_runner_with_bfloat16_is_close_to_the_float32_runner(checkpoi
     fast = runner.infer(_Observation(), 1)
     assert np.abs(fast.actions - plain.actions).max() / np.std(plain.actions) < BF16_BOUND
     runner.close()
+
+
+# -- the policy's capture shims --------------------------------------------------------------
+
+
+class _PolicyWithShims(CompactFlowPolicy):
+    """Records when the accelerated path installs and undoes its capture shims."""
+
+    events: list
+
+    def install_capture_shims(self):
+        self.events.append("installed")
+        return lambda: self.events.append("undone")
+
+
+def test_accelerated_paths_install_the_policys_capture_shims_until_closed():
+    source = tiny_policy()
+    policy = _PolicyWithShims(source.config, ROBOT, source.normalization_stats()).eval()
+    policy.events = []
+    FastInference(policy).close()  # the plain path leaves the model alone
+    assert policy.events == []
+    fast = FastInference(policy, FastInferenceConfig(accelerate="compile"))  # compiles lazily
+    assert policy.events == ["installed"]
+    fast.close()
+    fast.close()
+    assert policy.events == ["installed", "undone"]

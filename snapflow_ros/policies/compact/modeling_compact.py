@@ -17,6 +17,7 @@ denoising step in a few milliseconds:
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -261,8 +262,12 @@ class CompactFlowPolicy(FlowMatchingPolicy):
 
     @classmethod
     def from_policy_config(cls, config_dict: dict, robot: RobotInterface,
-                           stats: NormalizationStats | None) -> CompactFlowPolicy:
-        """Build an untrained policy from :meth:`policy_config_dict` output."""
+                           stats: NormalizationStats | None, *,
+                           checkpoint_dir: str | Path | None = None) -> CompactFlowPolicy:
+        """Build an untrained policy from :meth:`policy_config_dict` output.
+
+        ``checkpoint_dir`` is not needed: a compact checkpoint keeps everything in its weights.
+        """
         return cls(config_from_dict(CompactPolicyConfig, config_dict), robot, stats)
 
     def normalization_stats(self) -> NormalizationStats:

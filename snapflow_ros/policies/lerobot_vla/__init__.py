@@ -1,49 +1,21 @@
 # Copyright 2026 The snapflow_ros Authors
 # SPDX-License-Identifier: Apache-2.0
-"""LeRobot's SmolVLA, PI0 and PI05 as SnapFlow flow-matching policies.
+"""The base every LeRobot VLA backend (``smolvla/``, ``pi0/``, ``pi05/``) builds on.
 
-Importing this package also registers the LeRobot policy types ``snapflow_smolvla``,
-``snapflow_pi0`` and ``snapflow_pi05`` (so LeRobot's ``from_pretrained`` and factories know them).
+- ``configuration_lerobot_vla``: :class:`LeRobotVLAConfig` (our options) and the fields every
+  ``snapflow_*`` LeRobot config adds to the stock one;
+- ``modeling_lerobot_vla``: :class:`LeRobotVLAPolicy`, a ``snapflow_*`` LeRobot policy and its
+  processors as a :class:`~snapflow_ros.policies.base.FlowMatchingPolicy`;
+- ``processor_lerobot_vla``: LeRobot's processors from our statistics, or loaded offline;
+- ``building``: :func:`build_lerobot_vla`, a backend from a stock or ``snapflow_*`` LeRobot
+  checkpoint, from our checkpoint's recorded config, or randomly initialised;
+- ``lerobot_checkpoint``: LeRobot-format folders loaded strictly, with ``phi_s`` verified;
+- ``target_time``: where ``phi_s`` enters LeRobot's models, without editing LeRobot;
+- ``paligemma``: what PI0 and PI05 share;
+- ``offline_backbones``: tokenizer and SmolVLM folders written locally (tests, benchmarks).
 
-- :class:`SnapFlowSmolVLA`, :class:`SnapFlowPI0`, :class:`SnapFlowPI05`: our
-  :class:`~snapflow_ros.policies.base.FlowMatchingPolicy` backends (``policy_type`` ``smolvla``,
-  ``pi0``, ``pi05``), built with ``build(LeRobotVLAConfig(...), robot, stats)``;
-- :func:`policy_class_for`: the backend class for a policy type;
-- ``modeling_snapflow``: the LeRobot policy classes, :func:`load_stock_checkpoint` and
-  :func:`verify_target_time_loaded`.
+Build a backend with :func:`snapflow_ros.policies.registry.new_policy` (``"smolvla"``,
+``"pi0"``, ``"pi05"``) or load one with :func:`snapflow_ros.policies.checkpoint.load_policy`.
+Importing a backend package (e.g. ``snapflow_ros.policies.pi05``) registers its LeRobot policy
+type (``snapflow_pi05``) with LeRobot.
 """
-
-from snapflow_ros.policies.lerobot_vla.common import LeRobotVLAConfig, LeRobotVLAPolicy
-from snapflow_ros.policies.lerobot_vla.configuration_snapflow import TargetTimeDroppedError
-from snapflow_ros.policies.lerobot_vla.modeling_snapflow import (
-    load_stock_checkpoint,
-    verify_target_time_loaded,
-)
-from snapflow_ros.policies.lerobot_vla.pi0 import SnapFlowPI0
-from snapflow_ros.policies.lerobot_vla.pi05 import SnapFlowPI05
-from snapflow_ros.policies.lerobot_vla.smolvla import SnapFlowSmolVLA
-
-POLICY_CLASSES = {cls.policy_type: cls for cls in (SnapFlowSmolVLA, SnapFlowPI0, SnapFlowPI05)}
-
-
-def policy_class_for(policy_type: str) -> type[LeRobotVLAPolicy]:
-    """The backend class for ``policy_type`` (``smolvla``, ``pi0`` or ``pi05``)."""
-    try:
-        return POLICY_CLASSES[policy_type]
-    except KeyError:
-        raise KeyError(f"no LeRobot VLA backend {policy_type!r}; known: "
-                       f"{', '.join(POLICY_CLASSES)}") from None
-
-
-__all__ = [
-    "LeRobotVLAConfig",
-    "LeRobotVLAPolicy",
-    "POLICY_CLASSES",
-    "SnapFlowPI0",
-    "SnapFlowPI05",
-    "SnapFlowSmolVLA",
-    "TargetTimeDroppedError",
-    "load_stock_checkpoint",
-    "policy_class_for",
-    "verify_target_time_loaded",
-]

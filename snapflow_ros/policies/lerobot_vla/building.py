@@ -1,40 +1,39 @@
 # Copyright 2026 The snapflow_ros Authors
 # SPDX-License-Identifier: Apache-2.0
-"""Assemble a :class:`~snapflow_ros.policies.lerobot_vla.common.LeRobotVLAPolicy` for a robot.
+"""Assemble a LeRobot VLA backend for a robot: :func:`build_lerobot_vla`.
 
 Three starting points: a stock LeRobot checkpoint folder (the teacher), a ``snapflow_*`` LeRobot
 checkpoint folder, or nothing (random initialisation, e.g. at the real dimensions for latency
-runs). In every case the LeRobot config gets the robot's features (cameras, state and action
-sizes) and our options (dtype, image size, chunk size, step count), and the processors are
-LeRobot's, built from our normalisation statistics or loaded from the checkpoint.
+runs); and, for our checkpoints, the recorded LeRobot config (the weights load afterwards). In
+every case the LeRobot config gets the robot's features (cameras, state and action sizes) and
+our options (dtype, image size, chunk size, step count), and the processors are LeRobot's,
+built from our normalisation statistics or loaded from the checkpoint.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from snapflow_ros.config_fields import ConfigError
 from snapflow_ros.policies.base import RobotInterface
-from snapflow_ros.policies.lerobot_vla.common import (
+from snapflow_ros.policies.lerobot_vla.configuration_lerobot_vla import LeRobotVLAConfig
+from snapflow_ros.policies.lerobot_vla.lerobot_checkpoint import (
     LEROBOT_DIR,
-    LeRobotVLAConfig,
-    LeRobotVLAPolicy,
-    lerobot_dataset_stats,
-)
-from snapflow_ros.policies.lerobot_vla.configuration_snapflow import SNAPFLOW_CONFIGS
-from snapflow_ros.policies.lerobot_vla.modeling_snapflow import (
-    SNAPFLOW_POLICIES,
-    TOKENIZER_DIR,
-    VLM_BACKBONE_DIR,
     load_stock_checkpoint,
     read_checkpoint_type,
+    resolve_local_backbone,
 )
+from snapflow_ros.policies.lerobot_vla.processor_lerobot_vla import lerobot_processors
 from snapflow_ros.policies.lerobot_vla.target_time import checkpoint_module_calls
 from snapflow_ros.policies.normalization import NormalizationStats
+
+if TYPE_CHECKING:
+    from snapflow_ros.policies.lerobot_vla.modeling_lerobot_vla import LeRobotVLAPolicy
+
+_RESTORED_FIELDS = ("device", "vlm_model_name", "tokenizer_name")
+"""Fields of our options that still apply when a recorded LeRobot config is restored."""
 
 
 def robot_features(robot: RobotInterface) -> dict[str, dict]:
@@ -53,7 +52,7 @@ def robot_features(robot: RobotInterface) -> dict[str, dict]:
     return {"input_features": inputs, "output_features": outputs}
 
 
-def _config_changes(kind: str, config: LeRobotVLAConfig,
+def _config_changes(cls: type[LeRobotVLAPolicy], config: LeRobotVLAConfig,
                     robot: RobotInterface) -> dict[str, Any]:
     """LeRobot config fields our options and the robot decide."""
     changes: dict[str, Any] = dict(robot_features(robot))
@@ -61,21 +60,7 @@ def _config_changes(kind: str, config: LeRobotVLAConfig,
                    lerobot_sampling=config.lerobot_sampling)
     if config.chunk_size:
         changes.update(chunk_size=config.chunk_size, n_action_steps=config.chunk_size)
-    if kind == "smolvla":
-        changes.update(num_steps=config.num_steps, use_cache=True)
-        if config.image_size:
-            changes["resize_imgs_with_padding"] = (config.image_size, config.image_size)
-        if config.vlm_model_name:
-            changes["vlm_model_name"] = config.vlm_model_name
-    else:
-        # Our gradient checkpointing replaces LeRobot's: its per-layer one drops the KV cache
-        # in the expert-only calls velocity() makes.
-        changes.update(num_inference_steps=config.num_steps, dtype=config.dtype,
-                       gradient_checkpointing=False)
-        if config.image_size:
-            changes["image_resolution"] = (config.image_size, config.image_size)
-        if config.tokenizer_path:
-            changes["tokenizer_name"] = config.tokenizer_path
+    changes.update(cls.lerobot_config_changes(config))
     changes.update(config.lerobot_overrides)
     return changes
 
@@ -92,15 +77,17 @@ def _apply(lerobot_config: Any, changes: dict[str, Any]) -> Any:
     return lerobot_config
 
 
-def _decode_lerobot_config(data: dict) -> Any:
+def _decode_lerobot_config(cls: type[LeRobotVLAPolicy], data: dict) -> Any:
     import draccus
 
     data = dict(data)
     kind = data.pop("type", None)
-    stock = (kind or "").removeprefix("snapflow_")
-    if stock not in SNAPFLOW_CONFIGS:
-        raise ConfigError(f"lerobot_config has unsupported type {kind!r}")
-    return draccus.decode(SNAPFLOW_CONFIGS[stock], data)
+    config_class = cls.lerobot_policy_class.config_class
+    if (kind or "").removeprefix("snapflow_") != cls.lerobot_policy_class.name.removeprefix(
+            "snapflow_"):
+        raise ConfigError(f"lerobot_config has unsupported type {kind!r} for "
+                          f"{cls.__name__}")
+    return draccus.decode(config_class, data)
 
 
 def _use_mean_std(lerobot_config: Any) -> None:
@@ -114,18 +101,6 @@ def _use_mean_std(lerobot_config: Any) -> None:
     lerobot_config.normalization_mapping = mapping
 
 
-def _saved_backbone(config: Any, folder: Path | None) -> None:
-    """Use the backbone files saved with a checkpoint when the recorded paths are gone."""
-    if folder is None:
-        return
-    if hasattr(config, "vlm_model_name") and not Path(config.vlm_model_name).is_dir():
-        if (folder / VLM_BACKBONE_DIR / "config.json").is_file():
-            config.vlm_model_name = str(folder / VLM_BACKBONE_DIR)
-    name = getattr(config, "tokenizer_name", None)
-    if name is not None and not Path(name).is_dir() and (folder / TOKENIZER_DIR).is_dir():
-        config.tokenizer_name = str(folder / TOKENIZER_DIR)
-
-
 def _check_dims(lerobot_config: Any, robot: RobotInterface) -> None:
     for label, size, limit in (("joints", len(robot.joint_names), lerobot_config.max_state_dim),
                                ("actions", len(robot.action_names),
@@ -135,73 +110,71 @@ def _check_dims(lerobot_config: Any, robot: RobotInterface) -> None:
                               f"{limit} (max_{'state' if label == 'joints' else 'action'}_dim)")
 
 
-def _processors(lerobot_config: Any, stats: NormalizationStats | None,
-                processor_dir: Path | None) -> tuple[Any, Any]:
-    from lerobot.policies.factory import make_pre_post_processors
+def _from_pretrained(cls: type[LeRobotVLAPolicy], pretrained: Path, changes: dict[str, Any],
+                     robot: RobotInterface, stats: NormalizationStats | None) -> Any:
+    """The LeRobot policy of a ``snapflow_*`` or stock LeRobot checkpoint folder."""
+    from lerobot.configs import PreTrainedConfig
 
-    from snapflow_ros.policies.lerobot_vla.processor_snapflow import load_processors
+    kind = cls.lerobot_policy_class.name.removeprefix("snapflow_")
+    kind_on_disk = read_checkpoint_type(pretrained)
+    if kind_on_disk.removeprefix("snapflow_") != kind:
+        raise ConfigError(f"{pretrained} is a '{kind_on_disk}' checkpoint, not {kind}")
+    if kind_on_disk.startswith("snapflow_"):
+        cfg = _apply(PreTrainedConfig.from_pretrained(pretrained), changes)
+        resolve_local_backbone(cfg, pretrained)
+        if stats is not None:
+            _use_mean_std(cfg)
+        _check_dims(cfg, robot)
+        return cls.lerobot_policy_class.from_pretrained(pretrained, config=cfg)
+    if stats is not None:
+        probe = PreTrainedConfig.from_pretrained(pretrained)
+        _use_mean_std(probe)
+        changes["normalization_mapping"] = probe.normalization_mapping
+    lerobot_policy = load_stock_checkpoint(pretrained, **changes)
+    _check_dims(lerobot_policy.config, robot)
+    return lerobot_policy
 
-    if stats is None and processor_dir is not None and (
-            processor_dir / "policy_preprocessor.json").is_file():
-        return load_processors(processor_dir, lerobot_config, device=lerobot_config.device)
-    return make_pre_post_processors(lerobot_config,
-                                    dataset_stats=lerobot_dataset_stats(stats))
 
+def build_lerobot_vla(cls: type[LeRobotVLAPolicy], config: LeRobotVLAConfig,
+                      robot: RobotInterface, stats: NormalizationStats | None, *,
+                      lerobot_config: dict | None = None,
+                      checkpoint_dir: str | Path | None = None,
+                      load_weights: bool = True) -> LeRobotVLAPolicy:
+    """Backend ``cls`` for ``robot``: restored, from ``config.pretrained_path``, or random.
 
-def build_policy(cls: type[LeRobotVLAPolicy], config: LeRobotVLAConfig, robot: RobotInterface,
-                 stats: NormalizationStats | None, *, lerobot_config: dict | None = None,
-                 checkpoint_dir: str | Path | None = None,
-                 load_weights: bool = True) -> LeRobotVLAPolicy:
-    """See :meth:`LeRobotVLAPolicy.build`."""
-    kind = cls.lerobot_type
-    policy_cls = SNAPFLOW_POLICIES[kind]
+    ``lerobot_config`` (a LeRobot config mapping our checkpoints record) rebuilds exactly that
+    architecture without loading weights (the checkpoint loader fills them);
+    ``checkpoint_dir`` is where backbone files and processors were saved with it. Without it,
+    ``config.pretrained_path`` loads a LeRobot checkpoint folder (unless ``load_weights`` is
+    False), or the model starts randomly initialised.
+    """
     saved = Path(checkpoint_dir) / LEROBOT_DIR if checkpoint_dir is not None else None
-    changes = _config_changes(kind, config, robot)
+    changes = _config_changes(cls, config, robot)
     pretrained = Path(config.pretrained_path) if config.pretrained_path else None
     processor_dir = saved
     if lerobot_config is not None:
         # Restoring our checkpoint: the recorded architecture, weights loaded by the caller.
-        cfg = _decode_lerobot_config(lerobot_config)
-        restore = {k: v for k, v in changes.items()
-                   if k in ("device", "vlm_model_name", "tokenizer_name")}
+        cfg = _decode_lerobot_config(cls, lerobot_config)
+        restore = {k: v for k, v in changes.items() if k in _RESTORED_FIELDS}
         _apply(cfg, {**robot_features(robot), **restore})
-        _saved_backbone(cfg, saved)
+        resolve_local_backbone(cfg, saved)
         if stats is not None:
             _use_mean_std(cfg)
         _check_dims(cfg, robot)
-        lerobot_policy = policy_cls(cfg)
+        lerobot_policy = cls.lerobot_policy_class(cfg)
     elif pretrained is not None and load_weights:
-        kind_on_disk = read_checkpoint_type(pretrained)
-        if kind_on_disk.removeprefix("snapflow_") != kind:
-            raise ConfigError(f"{pretrained} is a '{kind_on_disk}' checkpoint, not {kind}")
         processor_dir = pretrained
-        if kind_on_disk.startswith("snapflow_"):
-            from lerobot.configs import PreTrainedConfig
-
-            cfg = _apply(PreTrainedConfig.from_pretrained(pretrained), changes)
-            _saved_backbone(cfg, pretrained)
-            if stats is not None:
-                _use_mean_std(cfg)
-            _check_dims(cfg, robot)
-            lerobot_policy = policy_cls.from_pretrained(pretrained, config=cfg)
-        else:
-            if stats is not None:
-                from lerobot.configs import PreTrainedConfig
-
-                probe = PreTrainedConfig.from_pretrained(pretrained)
-                _use_mean_std(probe)
-                changes["normalization_mapping"] = probe.normalization_mapping
-            lerobot_policy = load_stock_checkpoint(pretrained, **changes)
-            _check_dims(lerobot_policy.config, robot)
+        lerobot_policy = _from_pretrained(cls, pretrained, changes, robot, stats)
     else:
-        cfg = _apply(SNAPFLOW_CONFIGS[kind](), changes)
-        if kind == "smolvla" and "load_vlm_weights" not in config.lerobot_overrides:
-            cfg.load_vlm_weights = False
+        cfg = _apply(cls.lerobot_policy_class.config_class(), changes)
+        for key, value in cls.offline_fields.items():
+            if key not in config.lerobot_overrides:
+                setattr(cfg, key, value)
         _use_mean_std(cfg)
         _check_dims(cfg, robot)
-        lerobot_policy = policy_cls(cfg)
+        lerobot_policy = cls.lerobot_policy_class(cfg)
     lerobot_policy.reset()
-    _set_dtype(kind, lerobot_policy, config.dtype)
+    cls.cast_weights(lerobot_policy, config.dtype)
     if config.gradient_checkpointing:
         mlps = [m for m in lerobot_policy.model.modules() if type(m).__name__.endswith("MLP")]
         checkpoint_module_calls(mlps)
@@ -214,11 +187,5 @@ def build_policy(cls: type[LeRobotVLAPolicy], config: LeRobotVLAConfig, robot: R
                 f"(<checkpoint>/{LEROBOT_DIR}); rebuild it with checkpoint_dir=<checkpoint>")
         stats = NormalizationStats.identity(len(robot.joint_names), len(robot.action_names))
         _use_mean_std(lerobot_policy.config)
-    pre, post = _processors(lerobot_policy.config, stats, processor_dir)
+    pre, post = lerobot_processors(lerobot_policy.config, stats, processor_dir)
     return cls(lerobot_policy, pre, post, robot, config, stats)
-
-
-def _set_dtype(kind: str, lerobot_policy: Any, dtype: str) -> None:
-    """SmolVLA: cast the VLM and expert (PI0 / PI05 cast themselves from ``config.dtype``)."""
-    if kind == "smolvla" and dtype == "bfloat16":
-        lerobot_policy.model.vlm_with_expert.to(torch.bfloat16)

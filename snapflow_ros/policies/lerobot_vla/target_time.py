@@ -31,6 +31,8 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from snapflow_ros.snapflow.time_embedding import TargetTimeEmbedding
+
 TARGET_TIME_MODULE = "target_time_embedding"
 """Attribute (state-dict prefix under ``model.``) of ``phi_s`` in a LeRobot flow-matching core."""
 
@@ -172,6 +174,22 @@ class TargetTimeInjection:
             phi = self._phi(self._active_s, time_half.dtype)
         shifted = time_half + phi.to(time_half.dtype)[:, None, :]
         return (torch.cat([x[..., :width], shifted], dim=-1),)
+
+
+def attach_target_time(policy: Any, *, site: str, time_dim: int, out_dim: int,
+                       steps: Any) -> None:
+    """Give a LeRobot VLA policy ``phi_s`` (zero-initialised) and its :class:`TargetTimeInjection`.
+
+    ``phi_s`` becomes ``policy.model.target_time_embedding`` (``time_dim`` -> ``out_dim``) on
+    the model's device; ``steps()`` returns the step count of LeRobot's own Euler loop.
+    """
+    config = policy.config
+    anchor = policy.model.action_in_proj.weight
+    embedding = TargetTimeEmbedding(time_dim, out_dim, config.target_time_hidden_dim or None)
+    setattr(policy.model, TARGET_TIME_MODULE, embedding.to(device=anchor.device))
+    policy.target_time = TargetTimeInjection(
+        policy.model, site=site, time_dim=time_dim, min_period=config.min_period,
+        max_period=config.max_period, sampling=config.lerobot_sampling, euler_steps_from=steps)
 
 
 class _CheckpointedCall:

@@ -1,52 +1,34 @@
 # Copyright 2026 The snapflow_ros Authors
 # SPDX-License-Identifier: Apache-2.0
-"""LeRobot policies ``snapflow_smolvla``, ``snapflow_pi0``, ``snapflow_pi05``: stock + ``phi_s``.
+"""LeRobot-format checkpoint folders of the ``snapflow_*`` policies, loaded keeping ``phi_s``.
 
-Each class is LeRobot's policy (``SmolVLAPolicy``, ``PI0Policy``, ``PI05Policy``) with SnapFlow's
-target-time embedding held at ``model.target_time_embedding`` and attached by
-:class:`~snapflow_ros.policies.lerobot_vla.target_time.TargetTimeInjection`. Everything else,
-including ``select_action``, ``forward``, ``save_pretrained`` and the processors, is LeRobot's.
-
-``from_pretrained`` loads strictly and then checks, against the weights file, that ``phi_s`` was
-really loaded (PI0 / PI05's own loader prints and swallows key errors, and returns a random model
-when the file is missing). :func:`load_stock_checkpoint` starts a SnapFlow policy from a stock
-LeRobot checkpoint (a teacher: ``phi_s`` starts at zero and the outputs are the stock model's).
+Each backend's LeRobot policy class (``SnapFlowSmolVLAPolicy``, ``SnapFlowPI0Policy``,
+``SnapFlowPI05Policy`` in its ``modeling_<name>``) mixes in :class:`SnapFlowLoading`: its
+``from_pretrained`` loads strictly and then checks, against the weights file, that ``phi_s``
+was really loaded (PI0 / PI05's own loader prints and swallows key errors, and returns a random
+model when the file is missing). :func:`load_stock_checkpoint` starts a SnapFlow policy from a
+stock LeRobot checkpoint (a teacher: ``phi_s`` starts at zero and the outputs are the stock
+model's). :func:`save_local_backbone` / :func:`resolve_local_backbone` keep the small backbone
+files a folder needs to rebuild offline.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import torch
 from lerobot.configs import PreTrainedConfig
-from lerobot.policies.pi0 import modeling_pi0
-from lerobot.policies.pi0.modeling_pi0 import PI0Policy
-from lerobot.policies.pi05 import modeling_pi05
-from lerobot.policies.pi05.modeling_pi05 import PI05Policy
-from lerobot.policies.smolvla.modeling_smolvla import SmolVLAPolicy
 
 from snapflow_ros.config_fields import ConfigError
-from snapflow_ros.policies.lerobot_vla.configuration_snapflow import (
-    SNAPFLOW_CONFIGS,
-    SnapFlowPI0Config,
-    SnapFlowPI05Config,
-    SnapFlowSmolVLAConfig,
-    TargetTimeDroppedError,
-    snapflow_construction,
-)
-from snapflow_ros.policies.lerobot_vla.target_time import (
-    TARGET_TIME_MODULE,
-    TargetTimeInjection,
-)
-from snapflow_ros.snapflow.time_embedding import TargetTimeEmbedding
+from snapflow_ros.policies.lerobot_vla.configuration_lerobot_vla import TargetTimeDroppedError
+from snapflow_ros.policies.lerobot_vla.target_time import TARGET_TIME_MODULE
 
+LEROBOT_DIR = "lerobot"
+"""Sub-folder of our checkpoints holding the same policy in LeRobot's ``save_pretrained`` layout."""
 WEIGHTS_FILE = "model.safetensors"
 VLM_BACKBONE_DIR = "vlm_backbone"
 """Sub-folder of a saved SmolVLA checkpoint with the SmolVLM config / tokenizer / processor."""
@@ -54,78 +36,6 @@ TOKENIZER_DIR = "tokenizer"
 """Sub-folder of a saved PI0 / PI05 checkpoint with the tokenizer files."""
 
 _TARGET_TIME_PREFIX = f"model.{TARGET_TIME_MODULE}."
-
-
-def _attach_target_time(policy: Any, *, site: str, time_dim: int, out_dim: int,
-                        steps: Any) -> None:
-    config = policy.config
-    anchor = policy.model.action_in_proj.weight
-    embedding = TargetTimeEmbedding(time_dim, out_dim, config.target_time_hidden_dim or None)
-    setattr(policy.model, TARGET_TIME_MODULE, embedding.to(device=anchor.device))
-    policy.target_time = TargetTimeInjection(
-        policy.model, site=site, time_dim=time_dim, min_period=config.min_period,
-        max_period=config.max_period, sampling=config.lerobot_sampling, euler_steps_from=steps)
-
-
-@contextlib.contextmanager
-def paligemma_backbone_dims(module: ModuleType, config: Any) -> Iterator[None]:
-    """While LeRobot builds PI0 / PI05 in ``module``, use ``config.backbone_dims`` for its sizes.
-
-    LeRobot hard-codes Gemma 2B / 300M and a SigLIP So400m; ``backbone_dims`` (``{"vlm": {width,
-    depth, mlp_dim, num_kv_heads, head_dim}, "expert": {...}, "vision": {hidden_size,
-    intermediate_size, num_hidden_layers, num_attention_heads, patch_size}, "vocab_size": n}``)
-    replaces them. The attention keeps LeRobot's hard-coded 8 heads. Not thread-safe: build one
-    such model at a time.
-    """
-    dims = config.backbone_dims
-    if not dims:
-        yield
-        return
-    for role in ("vlm", "expert"):
-        if dims[role]["head_dim"] != dims["vlm"]["head_dim"] or (
-                dims[role]["num_kv_heads"] != dims["vlm"]["num_kv_heads"]):
-            raise ConfigError("backbone_dims: the expert attends to the VLM's KV cache, so "
-                              "head_dim and num_kv_heads must match")
-    if dims["vlm"]["depth"] != dims["expert"]["depth"]:
-        raise ConfigError("backbone_dims: the VLM and expert need the same depth")
-    variants = {config.paligemma_variant: dims["vlm"], config.action_expert_variant: dims["expert"]}
-    if config.paligemma_variant == config.action_expert_variant and dims["vlm"] != dims["expert"]:
-        raise ConfigError("backbone_dims with different VLM / expert sizes need different "
-                          "paligemma_variant and action_expert_variant names")
-    vocab = int(dims.get("vocab_size", 257152))
-    vision = dims.get("vision")
-    original_config = module.get_gemma_config
-    original_vlm = module.PaliGemmaForConditionalGenerationWithPiGemma
-    original_expert = module.PiGemmaForCausalLM
-
-    def gemma_config(variant: str) -> Any:
-        size = variants[variant]
-        return module.GemmaConfig(width=size["width"], depth=size["depth"],
-                                  mlp_dim=size["mlp_dim"], num_heads=8,
-                                  num_kv_heads=size["num_kv_heads"], head_dim=size["head_dim"])
-
-    def build_vlm(config: Any) -> Any:
-        config.text_config.vocab_size = vocab
-        config.image_token_index = vocab
-        if vision:
-            for key, value in vision.items():
-                setattr(config.vision_config, key, value)
-        config.vision_config.projection_dim = config.text_config.hidden_size
-        return original_vlm(config=config)
-
-    def build_expert(config: Any) -> Any:
-        config.vocab_size = vocab
-        return original_expert(config=config)
-
-    module.get_gemma_config = gemma_config
-    module.PaliGemmaForConditionalGenerationWithPiGemma = build_vlm
-    module.PiGemmaForCausalLM = build_expert
-    try:
-        yield
-    finally:
-        module.get_gemma_config = original_config
-        module.PaliGemmaForConditionalGenerationWithPiGemma = original_vlm
-        module.PiGemmaForCausalLM = original_expert
 
 
 def _local_checkpoint_dir(name_or_path: str | Path) -> Path:
@@ -148,7 +58,7 @@ def _as_loaded(keys: set[str], policy: Any) -> dict[str, str]:
     PI0 / PI05 rename keys on load (LeRobot's ``_fix_pytorch_state_dict_keys``, then a
     ``model.`` prefix); that same function is applied here, to names only.
     """
-    if not isinstance(policy, (PI0Policy, PI05Policy)):
+    if not hasattr(policy, "_fix_pytorch_state_dict_keys"):
         return {k: k for k in keys}
     loaded = {}
     placeholder = torch.empty(0)
@@ -180,7 +90,7 @@ def verify_target_time_loaded(policy: Any, checkpoint: str | Path) -> None:
             raise TargetTimeDroppedError(
                 f"{model_file} holds SnapFlow phi_s weights ({len(stored)} tensors) but "
                 f"{type(policy).__name__} has no phi_s: loading it this way drops them; use "
-                "the snapflow_* LeRobot types or snapflow_ros.policies.lerobot_vla")
+                "the snapflow_* LeRobot types or snapflow_ros.policies.registry.new_policy")
         if expected and not stored:
             raise TargetTimeDroppedError(
                 f"{model_file} has no phi_s weights ({_TARGET_TIME_PREFIX}*): it was not saved "
@@ -228,8 +138,11 @@ def _untied_missing(policy: Any, state: dict, stored: set[str]) -> list[str]:
     return sorted(missing)
 
 
-class _SnapFlowLoading:
-    """``from_pretrained`` that loads strictly from a local folder and verifies ``phi_s``."""
+class SnapFlowLoading:
+    """A ``from_pretrained`` that loads strictly from a local folder and verifies ``phi_s``.
+
+    Mixed into each ``snapflow_*`` LeRobot policy class, first among its bases.
+    """
 
     @classmethod
     def from_pretrained(cls, pretrained_name_or_path: str | Path, *,
@@ -254,70 +167,26 @@ class _SnapFlowLoading:
     def _load_with_lerobot(cls, folder: Path, config: PreTrainedConfig, *, strict: bool,
                            **kwargs: Any) -> Any:
         """LeRobot's own loader of the stock class (SmolVLA's, or PI0 / PI05's key remapping)."""
-        return super(_SnapFlowLoading, cls).from_pretrained(folder, config=config, strict=strict,
+        return super(SnapFlowLoading, cls).from_pretrained(folder, config=config, strict=strict,
                                                             **kwargs)
 
 
-def resolve_local_backbone(config: PreTrainedConfig, folder: Path) -> None:
-    """Point ``config`` at the backbone files saved inside ``folder`` when its own path is gone."""
-    if isinstance(config, SmolVLAPolicy.config_class) and not Path(config.vlm_model_name).is_dir():
+def resolve_local_backbone(config: PreTrainedConfig, folder: Path | None) -> None:
+    """Point ``config`` at the backbone files saved inside ``folder`` when its own path is gone.
+
+    SmolVLA's ``vlm_model_name`` (``vlm_backbone/``), PI0 / PI05's ``tokenizer_name``
+    (``tokenizer/``); nothing when ``folder`` is None.
+    """
+    if folder is None:
+        return
+    name = getattr(config, "vlm_model_name", None)
+    if name is not None and not Path(name).is_dir():
         local = folder / VLM_BACKBONE_DIR
         if (local / "config.json").is_file():
             config.vlm_model_name = str(local)
     name = getattr(config, "tokenizer_name", None)
     if name is not None and not Path(name).is_dir() and (folder / TOKENIZER_DIR).is_dir():
         config.tokenizer_name = str(folder / TOKENIZER_DIR)
-
-
-class SnapFlowSmolVLAPolicy(_SnapFlowLoading, SmolVLAPolicy):
-    """LeRobot SmolVLA with ``phi_s`` added to the time half of ``action_time_mlp_in``'s input."""
-
-    config_class = SnapFlowSmolVLAConfig
-    name = "snapflow_smolvla"
-
-    def __init__(self, config: SnapFlowSmolVLAConfig, **kwargs: Any) -> None:
-        with snapflow_construction():
-            super().__init__(config, **kwargs)
-        width = self.model.vlm_with_expert.expert_hidden_size
-        _attach_target_time(self, site="action_time_mlp_in", time_dim=width, out_dim=width,
-                            steps=lambda: self.config.num_steps)
-
-
-class SnapFlowPI0Policy(_SnapFlowLoading, PI0Policy):
-    """LeRobot PI0 with ``phi_s`` added to the time half of ``action_time_mlp_in``'s input."""
-
-    config_class = SnapFlowPI0Config
-    name = "snapflow_pi0"
-
-    def __init__(self, config: SnapFlowPI0Config, **kwargs: Any) -> None:
-        with snapflow_construction(), paligemma_backbone_dims(modeling_pi0, config):
-            super().__init__(config, **kwargs)
-        width = self.model.action_in_proj.out_features
-        _attach_target_time(self, site="action_time_mlp_in", time_dim=width, out_dim=width,
-                            steps=lambda: self.config.num_inference_steps)
-
-
-class SnapFlowPI05Policy(_SnapFlowLoading, PI05Policy):
-    """LeRobot PI05 with ``phi_s`` added to the adaRMS conditioning of every expert layer."""
-
-    config_class = SnapFlowPI05Config
-    name = "snapflow_pi05"
-
-    def __init__(self, config: SnapFlowPI05Config, **kwargs: Any) -> None:
-        with snapflow_construction(), paligemma_backbone_dims(modeling_pi05, config):
-            super().__init__(config, **kwargs)
-        width = self.model.action_in_proj.out_features
-        _attach_target_time(self, site="adarms_cond", time_dim=width,
-                            out_dim=self.model.time_mlp_out.out_features,
-                            steps=lambda: self.config.num_inference_steps)
-
-
-SNAPFLOW_POLICIES = {
-    "smolvla": SnapFlowSmolVLAPolicy,
-    "pi0": SnapFlowPI0Policy,
-    "pi05": SnapFlowPI05Policy,
-}
-"""Our LeRobot policy class for each stock LeRobot policy type."""
 
 
 def read_checkpoint_type(folder: str | Path) -> str:
@@ -331,13 +200,23 @@ def read_checkpoint_type(folder: str | Path) -> str:
     return kind
 
 
+def snapflow_backend(lerobot_type: str) -> Any:
+    """Our backend class (a ``LeRobotVLAPolicy``) for a stock or ``snapflow_*`` LeRobot type.
+
+    The registry's LeRobot policy types carry the stock LeRobot names (smolvla, pi0, pi05).
+    """
+    from snapflow_ros.policies.registry import lerobot_policy_types, policy_class
+
+    stock = lerobot_type.removeprefix("snapflow_")
+    if stock not in lerobot_policy_types():
+        raise ConfigError(f"no SnapFlow version of LeRobot policy type '{lerobot_type}' "
+                          f"(supported: {', '.join(lerobot_policy_types())})")
+    return policy_class(stock)
+
+
 def snapflow_config_from(config: PreTrainedConfig, **changes: Any) -> PreTrainedConfig:
     """The ``snapflow_*`` config with every field of a stock (or SnapFlow) LeRobot ``config``."""
-    stock = config.type.removeprefix("snapflow_")
-    if stock not in SNAPFLOW_CONFIGS:
-        raise ConfigError(f"no SnapFlow version of LeRobot policy type '{config.type}' "
-                          f"(supported: {', '.join(SNAPFLOW_CONFIGS)})")
-    target = SNAPFLOW_CONFIGS[stock]
+    target = snapflow_backend(config.type).lerobot_policy_class.config_class
     values = {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.init}
     values.update(changes)
     names = {f.name for f in dataclasses.fields(target) if f.init}
@@ -350,8 +229,9 @@ def snapflow_config_from(config: PreTrainedConfig, **changes: Any) -> PreTrained
 def load_stock_checkpoint(folder: str | Path, **changes: Any) -> Any:
     """A SnapFlow LeRobot policy from a stock LeRobot checkpoint folder (the teacher).
 
-    ``changes`` override config fields (e.g. ``vlm_model_name``, ``tokenizer_name``, ``device``,
-    ``load_vlm_weights=False`` is always set: the weights come from the checkpoint). ``phi_s``
+    ``changes`` override config fields (e.g. ``vlm_model_name``, ``tokenizer_name``, ``device``;
+    the backend's ``offline_fields``, such as SmolVLA's ``load_vlm_weights=False``, are set
+    unless given: the weights come from the checkpoint). ``phi_s``
     starts at zero, so the policy's outputs are the stock model's. A folder that already holds
     ``phi_s`` weights is refused (load it with ``from_pretrained`` of its ``snapflow_*`` type).
     """
@@ -360,11 +240,11 @@ def load_stock_checkpoint(folder: str | Path, **changes: Any) -> Any:
     if stock.type.startswith("snapflow_"):
         raise ConfigError(f"{folder} is already a SnapFlow checkpoint ('{stock.type}'): load it "
                           "with its from_pretrained")
-    if isinstance(stock, SmolVLAPolicy.config_class):
-        changes.setdefault("load_vlm_weights", False)
+    cls = snapflow_backend(stock.type).lerobot_policy_class
+    for key, value in snapflow_backend(stock.type).offline_fields.items():
+        changes.setdefault(key, value)
     config = snapflow_config_from(stock, **changes)
     resolve_local_backbone(config, folder)
-    cls = SNAPFLOW_POLICIES[stock.type]
     model_file = folder / WEIGHTS_FILE
     if not model_file.is_file():
         raise FileNotFoundError(f"{folder} has no {WEIGHTS_FILE}")
@@ -400,7 +280,7 @@ def save_local_backbone(policy: Any, folder: str | Path) -> None:
 
     folder = Path(folder)
     config = policy.config
-    if isinstance(config, SmolVLAPolicy.config_class):
+    if hasattr(config, "vlm_model_name"):
         source, target = Path(config.vlm_model_name), folder / VLM_BACKBONE_DIR
     else:
         source, target = Path(getattr(config, "tokenizer_name", "")), folder / TOKENIZER_DIR

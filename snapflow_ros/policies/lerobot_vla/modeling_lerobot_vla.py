@@ -1,9 +1,10 @@
 # Copyright 2026 The snapflow_ros Authors
 # SPDX-License-Identifier: Apache-2.0
-"""What the three LeRobot VLA backends share: the config, the processors and the checkpoints.
+"""The SnapFlow policy over a LeRobot VLA, shared by the SmolVLA, PI0 and PI05 backends.
 
-:class:`LeRobotVLAPolicy` wraps one ``snapflow_*`` LeRobot policy (see ``modeling_snapflow``)
-and its LeRobot pre/post-processors behind :class:`~snapflow_ros.policies.base.FlowMatchingPolicy`:
+:class:`LeRobotVLAPolicy` wraps one ``snapflow_*`` LeRobot policy (each backend's
+``modeling_<name>``) and its LeRobot pre/post-processors behind
+:class:`~snapflow_ros.policies.base.FlowMatchingPolicy`:
 
 - ``encode`` runs LeRobot's preprocessor on the raw batch (images, joint state, task text ->
   normalised state, tokens), then the VLM prefix once, and returns its KV cache as plain
@@ -13,7 +14,9 @@ and its LeRobot pre/post-processors behind :class:`~snapflow_ros.policies.base.F
 - ``normalized_action_target`` / ``to_robot_actions`` are LeRobot's normaliser and unnormaliser.
 
 The wrapper's state dict is the LeRobot policy's (keys ``model.*``), so one weights file serves
-both our checkpoints and LeRobot's ``from_pretrained``.
+both our checkpoints and LeRobot's ``from_pretrained``. A backend subclass names its LeRobot
+policy class and fills in the few places the models differ (:meth:`LeRobotVLAPolicy._encode_prefix`,
+:meth:`LeRobotVLAPolicy._denoise`, the config fields it sets, where it reads its step count).
 
 Threading: every public call takes the policy's lock, so one model serves one thread at a time;
 calls from several threads are serialised, never interleaved. LeRobot's own ``select_action`` on
@@ -22,65 +25,30 @@ calls from several threads are serialised, never interleaved. LeRobot's own ``se
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import torch
 from torch import nn
 
-from snapflow_ros.config_fields import ConfigError, check_config, config_from_dict, param
+from snapflow_ros.config_fields import ConfigError, config_from_dict, config_to_dict
 from snapflow_ros.policies.base import Context, FlowMatchingPolicy, RobotInterface
+from snapflow_ros.policies.lerobot_vla.building import build_lerobot_vla
+from snapflow_ros.policies.lerobot_vla.configuration_lerobot_vla import LeRobotVLAConfig
+from snapflow_ros.policies.lerobot_vla.lerobot_checkpoint import (
+    LEROBOT_DIR,
+    WEIGHTS_FILE,
+    save_local_backbone,
+    verify_target_time_loaded,
+)
+from snapflow_ros.policies.lerobot_vla.target_time import TARGET_TIME_MODULE
 from snapflow_ros.policies.normalization import NormalizationStats
 
-LEROBOT_DIR = "lerobot"
-"""Sub-folder of our checkpoints holding the same policy in LeRobot's ``save_pretrained`` layout."""
-
-DTYPES = ("float32", "bfloat16")
-
 _F = TypeVar("_F", bound=Callable[..., Any])
-
-
-@dataclasses.dataclass(frozen=True)
-class LeRobotVLAConfig:
-    """How to build a LeRobot VLA (SmolVLA / PI0 / PI05) as a SnapFlow policy."""
-
-    pretrained_path: str = param(
-        "", "Local LeRobot checkpoint folder to start from: a stock one (smolvla / pi0 / pi05, "
-        "e.g. a copy of lerobot/smolvla_base) loads as the teacher, a snapflow_* one as it is. "
-        "Empty: random initialisation.")
-    vlm_model_name: str = param(
-        "", "SmolVLA: local SmolVLM folder (config.json, tokenizer, processor; no weights "
-        "needed). Empty: the checkpoint's own.")
-    tokenizer_path: str = param(
-        "", "PI0 / PI05: local PaliGemma tokenizer folder (the hub one is gated). Empty: the "
-        "checkpoint's own.")
-    device: str = param("cpu", "Device the LeRobot policy and its preprocessor start on.")
-    dtype: str = param("float32", "Weights of the VLM and expert: float32 or bfloat16 (the "
-                       "projections and phi_s stay float32).", choices=DTYPES)
-    gradient_checkpointing: bool = param(
-        False, "Recompute the MLP blocks of every transformer layer in backward (the attention "
-        "is not: LeRobot's layer loops pass KV caches that layer checkpointing would drop).")
-    image_size: int = param(0, "Square image side fed to the vision encoder (pixels); 0: the "
-                            "model's (SmolVLA 512, PI0 / PI05 224).", low=0, high=4096)
-    chunk_size: int = param(0, "Action chunk length H; 0: the model's (50).", low=0, high=1000)
-    num_steps: int = param(10, "Euler steps of LeRobot's own sampler (the LeRobot policy's "
-                           "select_action); our sampler takes its own.", low=1, high=1000)
-    default_task: str = param("", "Task text for batches without 'task'.")
-    target_time_hidden_dim: int = param(0, "Hidden width of phi_s; 0: the expert width.", low=0)
-    lerobot_sampling: str = param(
-        "jump", "How LeRobot's own Euler loop uses phi_s: jump (s = t - 1/N, 1 step = SnapFlow "
-        "1-NFE) or local (s = t).", choices=("jump", "local"))
-    lerobot_overrides: dict = param(
-        {}, "Further LeRobot config fields, e.g. {num_vlm_layers: 8} or backbone_dims.",
-        ros=False)
-
-    def __post_init__(self) -> None:
-        check_config(self)
 
 
 def _locked(method: _F) -> _F:
@@ -90,17 +58,6 @@ def _locked(method: _F) -> _F:
             return method(self, *args, **kwargs)
 
     return call  # type: ignore[return-value]
-
-
-def lerobot_dataset_stats(stats: NormalizationStats) -> dict[str, dict[str, torch.Tensor]]:
-    """Our mean / std statistics in LeRobot's ``dataset_stats`` layout."""
-    def tensor(values: Any) -> torch.Tensor:
-        return torch.tensor(list(map(float, values)), dtype=torch.float32)
-
-    return {
-        "observation.state": {"mean": tensor(stats.state_mean), "std": tensor(stats.state_std)},
-        "action": {"mean": tensor(stats.action_mean), "std": tensor(stats.action_std)},
-    }
 
 
 def _batch_key(batch: dict) -> tuple | None:
@@ -121,11 +78,19 @@ def _batch_key(batch: dict) -> tuple | None:
 class LeRobotVLAPolicy(FlowMatchingPolicy):
     """A ``snapflow_*`` LeRobot policy and its processors as a :class:`FlowMatchingPolicy`.
 
-    Build with :meth:`build` (or :meth:`from_policy_config` from a checkpoint); subclasses set
-    :attr:`lerobot_type` and implement :meth:`_encode_prefix` and :meth:`_denoise`.
+    Built through :func:`~snapflow_ros.policies.registry.new_policy` (:meth:`from_config`) or
+    from a checkpoint (:meth:`from_policy_config`). A backend subclass sets
+    :attr:`lerobot_policy_class` and implements :meth:`lerobot_config_changes`,
+    :meth:`_prefix_modules`, :meth:`set_lerobot_num_steps`, :meth:`_encode_prefix` and
+    :meth:`_denoise`.
     """
 
-    lerobot_type: str = ""
+    lerobot_policy_class: ClassVar[type]
+    """The ``snapflow_*`` LeRobot policy class this backend wraps."""
+    offline_fields: ClassVar[dict[str, Any]] = {}
+    """LeRobot config fields that keep construction from fetching backbone weights, set when the
+    weights come from elsewhere (a checkpoint, or a random initialisation) unless
+    ``lerobot_overrides`` sets them (SmolVLA: ``load_vlm_weights=False``)."""
 
     def __init__(self, lerobot_policy: Any, preprocessor: Any, postprocessor: Any,
                  robot: RobotInterface, config: LeRobotVLAConfig,
@@ -147,30 +112,63 @@ class LeRobotVLAPolicy(FlowMatchingPolicy):
         # (key, preprocessed batch, the objects the key names: held so their ids stay unique)
         self._memo: tuple[tuple, dict, list] | None = None
 
-    # -- construction ------------------------------------------------------------------------
+    # -- what a backend fills in ------------------------------------------------------------------
 
     @classmethod
-    def build(cls, config: LeRobotVLAConfig, robot: RobotInterface,
-              stats: NormalizationStats | None = None, *,
-              lerobot_config: dict | None = None, checkpoint_dir: str | Path | None = None,
-              load_weights: bool = True) -> LeRobotVLAPolicy:
-        """Build the policy for ``robot``: from ``config.pretrained_path`` or randomly initialised.
+    def lerobot_config_changes(cls, config: LeRobotVLAConfig) -> dict[str, Any]:
+        """The LeRobot config fields this backend sets from ``config`` (step count, image size).
 
-        ``lerobot_config`` (a saved LeRobot config mapping) rebuilds exactly that architecture
-        without loading weights (how checkpoints are restored); ``checkpoint_dir`` is where
-        backbone files and processors were saved with it.
+        Beyond the robot's features and the fields every backend shares; ``lerobot_overrides``
+        apply on top.
         """
-        from snapflow_ros.policies.lerobot_vla import building
+        raise NotImplementedError
 
-        return building.build_policy(cls, config, robot, stats, lerobot_config=lerobot_config,
-                                     checkpoint_dir=checkpoint_dir, load_weights=load_weights)
+    @classmethod
+    def cast_weights(cls, lerobot_policy: Any, dtype: str) -> None:
+        """Cast the LeRobot policy's VLM and expert to ``dtype`` after it is built.
+
+        Default: nothing (PI0 / PI05 cast themselves from their config's ``dtype``).
+        """
+
+    def _prefix_modules(self) -> list[nn.Module]:
+        """The modules that feed the prefix (frozen in the ``snapflow`` stage)."""
+        raise NotImplementedError
+
+    def set_lerobot_num_steps(self, num_steps: int) -> None:
+        """Euler steps of LeRobot's own sampler, set where the model reads it."""
+        raise NotImplementedError
+
+    def _encode_prefix(self, processed: dict) -> Context:
+        """The VLM prefix of a preprocessed batch: its KV cache tensors (and the expert's state)."""
+        raise NotImplementedError
+
+    def _denoise(self, x: torch.Tensor, t: torch.Tensor, context: Context) -> torch.Tensor:
+        """LeRobot's ``denoise_step`` of ``x`` ``(B, H, D)`` at times ``t`` ``(B,)``."""
+        raise NotImplementedError
+
+    def _to_model_action_space(self, actions: torch.Tensor) -> torch.Tensor:
+        return actions
+
+    def _from_model_action_space(self, actions: torch.Tensor) -> torch.Tensor:
+        return actions
+
+    # -- construction and checkpoints -------------------------------------------------------------
+
+    @classmethod
+    def from_config(cls, config_dict: dict, robot: RobotInterface,
+                    stats: NormalizationStats | None) -> LeRobotVLAPolicy:
+        """A new policy from :class:`LeRobotVLAConfig` options, randomly initialised or not.
+
+        ``pretrained_path`` names a LeRobot checkpoint folder to start from (a stock one loads
+        as the teacher, ``phi_s`` at zero).
+        """
+        config = config_from_dict(LeRobotVLAConfig, config_dict)
+        return build_lerobot_vla(cls, config, robot, stats)
 
     def policy_config_dict(self) -> dict:
         """Our config plus the full LeRobot config (``lerobot_config``), JSON-safe."""
         import draccus
         from lerobot.configs import PreTrainedConfig
-
-        from snapflow_ros.config_fields import config_to_dict
 
         data = config_to_dict(self.config)
         data["lerobot_config"] = draccus.encode(self.lerobot_policy.config, PreTrainedConfig)
@@ -188,8 +186,8 @@ class LeRobotVLAPolicy(FlowMatchingPolicy):
         data = dict(config_dict)
         lerobot_config = data.pop("lerobot_config", None)
         config = config_from_dict(LeRobotVLAConfig, data)
-        return cls.build(config, robot, stats, lerobot_config=lerobot_config,
-                         checkpoint_dir=checkpoint_dir, load_weights=False)
+        return build_lerobot_vla(cls, config, robot, stats, lerobot_config=lerobot_config,
+                                 checkpoint_dir=checkpoint_dir, load_weights=False)
 
     def normalization_stats(self) -> NormalizationStats | None:
         """The mean / std statistics of the processors; None if they normalise otherwise.
@@ -223,11 +221,6 @@ class LeRobotVLAPolicy(FlowMatchingPolicy):
         twice; the SmolVLM files (SmolVLA) or the tokenizer (PI0 / PI05) are copied in, so the
         folder rebuilds offline with ``from_pretrained``.
         """
-        from snapflow_ros.policies.lerobot_vla.modeling_snapflow import (
-            WEIGHTS_FILE,
-            save_local_backbone,
-        )
-
         target = Path(directory) / LEROBOT_DIR
         target.mkdir(parents=True, exist_ok=True)
         ours = Path(directory) / WEIGHTS_FILE
@@ -247,14 +240,9 @@ class LeRobotVLAPolicy(FlowMatchingPolicy):
 
     def load_extra(self, directory: str | Path) -> None:
         """After our loader filled the weights: check ``phi_s`` came from ``directory``'s file."""
-        from snapflow_ros.policies.lerobot_vla.modeling_snapflow import verify_target_time_loaded
-
         verify_target_time_loaded(self.lerobot_policy, directory)
 
     # -- parameters ---------------------------------------------------------------------------
-
-    def _prefix_modules(self) -> list[nn.Module]:
-        raise NotImplementedError
 
     def prefix_parameters(self) -> list[nn.Parameter]:
         """The VLM (vision encoder, language model) and whatever else feeds the prefix."""
@@ -269,25 +257,7 @@ class LeRobotVLAPolicy(FlowMatchingPolicy):
 
     def target_time_parameters(self) -> list[nn.Parameter]:
         """``phi_s``'s parameters."""
-        from snapflow_ros.policies.lerobot_vla.target_time import TARGET_TIME_MODULE
-
         return list(getattr(self.model, TARGET_TIME_MODULE).parameters())
-
-    def trainable_parameters(self, stage: str) -> list[nn.Parameter]:
-        """Parameters the optimiser updates in ``stage``.
-
-        Teacher: LeRobot's trainable set without ``phi_s`` (it must stay zero); snapflow: the
-        action expert, its projections and ``phi_s`` (everything but the prefix).
-        """
-        if stage == "teacher":
-            skip = {id(p) for p in self.target_time_parameters()}
-            return [p for p in self.parameters() if id(p) not in skip and p.requires_grad]
-        frozen = {id(p) for p in self.prefix_parameters()}
-        return [p for p in self.parameters() if id(p) not in frozen and p.requires_grad]
-
-    def set_lerobot_num_steps(self, num_steps: int) -> None:
-        """Euler steps of LeRobot's own sampler, set where the model reads it."""
-        raise NotImplementedError
 
     # -- batches --------------------------------------------------------------------------------
 
@@ -395,15 +365,3 @@ class LeRobotVLAPolicy(FlowMatchingPolicy):
         actions = x[..., :len(self.robot.action_names)].float()
         actions = self._from_model_action_space(actions)
         return self.postprocessor(actions).to(x.device)
-
-    def _to_model_action_space(self, actions: torch.Tensor) -> torch.Tensor:
-        return actions
-
-    def _from_model_action_space(self, actions: torch.Tensor) -> torch.Tensor:
-        return actions
-
-    def _encode_prefix(self, processed: dict) -> Context:
-        raise NotImplementedError
-
-    def _denoise(self, x: torch.Tensor, t: torch.Tensor, context: Context) -> torch.Tensor:
-        raise NotImplementedError
