@@ -322,7 +322,6 @@ def _load_init_policy(info: dict, overrides: dict):
     for key, value in overrides.items():
         set_nested(config, key, value)
     try:
-        # Still in train mode's hands: load_policy returns eval mode, the trainer switches.
         return load_policy(checkpoint, policy_config=config)
     except CheckpointError as exc:
         raise ConfigError(f"policy overrides {sorted(overrides)} do not fit --init checkpoint "
