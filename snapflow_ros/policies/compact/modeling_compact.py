@@ -281,13 +281,6 @@ class CompactFlowPolicy(FlowMatchingPolicy):
         """The observation encoder (CNNs, state projection): frozen in the snapflow stage."""
         return list(self.observation_encoder.parameters())
 
-    def trainable_parameters(self, stage: str) -> list[nn.Parameter]:
-        """Teacher: everything but ``phi_s`` (it must stay zero); snapflow: all but the prefix."""
-        if stage == "teacher":
-            skip = {id(p) for p in self.target_time_embedding.parameters()}
-            return [p for p in self.parameters() if id(p) not in skip and p.requires_grad]
-        return super().trainable_parameters(stage)
-
     def encode(self, batch: dict) -> Context:
         """Encode images and state once: ``{"tokens": (B, N, hidden)}``."""
         state = batch.get("state")
