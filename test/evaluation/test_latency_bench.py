@@ -64,6 +64,7 @@ def test_variants_share_one_model_and_a_failing_one_does_not_stop_the_rest():
     for name in ("naive", "sampler", "fast"):
         result = report["variants"][name]["results"]["1"]
         assert RESULT_KEYS <= set(result) and result["frame_prep"] == "inference"
+        assert set(result["stages"]) == set(LATENCY_BENCH_STAGES)
         assert result["stages"]["decode"]["p50"] > 0 and result["stages"]["resize"]["p50"] > 0
     assert report["results"] == report["variants"]["naive"]["results"]
     graph = report["variants"]["graph"]
