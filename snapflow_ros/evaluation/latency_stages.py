@@ -140,9 +140,7 @@ class InferenceStages:
 
 def _encode(policy: Any, prepared: dict) -> Any:
     """The prefix of a prepared batch, with whatever autograd mode is active."""
-    if hasattr(policy, "encode_preprocessed"):
-        return policy.encode_preprocessed(prepared)
-    return policy.encode(prepared)
+    return policy.encode_preprocessed(prepared)
 
 
 class SyntheticFrames:
