@@ -70,7 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
 
+    from snapflow_ros.cli.signals import install_stop_handlers
     from snapflow_ros.nodes.node_process import NodeProcess, isolated_ros_environment, ros_args
+
+    install_stop_handlers()  # SIGTERM / SIGHUP stop the nodes as Ctrl-C does
 
     env = isolated_ros_environment()
     for key in ("ROS_DOMAIN_ID", "FASTDDS_BUILTIN_TRANSPORTS", "ROS_LOG_DIR", "HOME"):

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from snapflow_ros.cli.signals import install_stop_handlers
 from snapflow_ros.data.bag_reader import find_bags, read_bag
 from snapflow_ros.data.config import BagTopicsConfig
 from snapflow_ros.evaluation.closed_loop import ClosedLoopCase, ClosedLoopConfig
@@ -56,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params-file", default="config/sim_demo.yaml")
     parser.add_argument("--out", default="closed_loop_trace", help="output prefix")
     args = parser.parse_args(argv)
+    install_stop_handlers()  # SIGTERM / SIGHUP stop the nodes as Ctrl-C does
 
     bags = find_bags(args.expert_bag)
     if not bags:

@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from snapflow_ros.config_fields import ConfigError, config_from_dict
+from snapflow_ros.config_fields import ConfigError, config_from_dict, flat_fields
 
 ROS_PARAMETERS = "ros__parameters"
 
@@ -128,14 +128,15 @@ def load_config_yaml(cls: type, path: str | Path, section: str | None = None,
                      overrides: Iterable[str] = ()) -> Any:
     """Load the config dataclass ``cls`` from a YAML file, then apply ``key=value`` overrides.
 
-    ``section`` picks a top-level key; a ROS parameter file is read as it is. Keys of the file
-    that ``cls`` does not have are skipped (a node's file holds other classes' parameters too);
-    an override of an unknown key is an error.
+    ``section`` picks a top-level key; a ROS parameter file is read as it is. A composed config
+    takes the flat names (``n_act``), as its ROS parameters do. Keys of the file that ``cls``
+    does not have are skipped (a node's file holds other classes' parameters too); an override
+    of an unknown key is an error.
     """
     data = read_yaml_mapping(path)
     values = yaml_section(data, section, path=path) if section is not None else \
         _unwrap(data, str(path))
-    names = {f.name for f in dataclasses.fields(cls)}
+    names = {f.name for f in dataclasses.fields(cls)} | set(flat_fields(cls))
     values = apply_overrides({k: v for k, v in values.items() if k in names}, overrides)
     try:
         return config_from_dict(cls, values)

@@ -76,7 +76,6 @@ def build_parser(available_only: bool = True) -> argparse.ArgumentParser:
             # A dependency (rclpy, lerobot) is not installed here: say so when it is used.
             sub = subparsers.add_parser(name, help=f"{help_text} [needs {exc.name}]",
                                         add_help=False)
-            sub.add_argument("ignored", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
             sub.set_defaults(missing_module=exc.name)
             continue
         sub = subparsers.add_parser(name, help=help_text, description=help_text)
@@ -136,7 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run ``snapflow COMMAND ...``; returns the process exit code."""
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and not getattr(args, "missing_module", None):
+        parser.parse_args(argv)  # argparse's own error for them (exit 2)
     # The exact command line, recorded in checkpoints and reports.
     args.argv = ["snapflow", *argv]
     if not args.command:

@@ -52,6 +52,30 @@ def stop_requested() -> bool:
     return _StopState.stopping
 
 
+def _install() -> dict:
+    """Install the handlers; returns the previous ones."""
+    _StopState.stopping = False
+    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    # Set SIGINT explicitly too: a process started in the background of a shell inherits an
+    # ignored SIGINT, and `kill -INT` must still stop it.
+    signal.signal(signal.SIGINT, _on_interrupt)
+    signal.signal(signal.SIGTERM, _on_terminate)
+    if previous[signal.SIGHUP] is not signal.SIG_IGN:
+        signal.signal(signal.SIGHUP, _on_terminate)
+    return previous
+
+
+def install_stop_handlers() -> bool:
+    """For a script's ``main()``: what :func:`stop_signals_raise` does, until the process ends.
+
+    Returns False (and changes nothing) off the main thread.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    _install()
+    return True
+
+
 @contextlib.contextmanager
 def stop_signals_raise() -> Iterator[bool]:
     """Within the block, SIGINT raises KeyboardInterrupt and SIGTERM / SIGHUP StopRequested.
@@ -62,14 +86,7 @@ def stop_signals_raise() -> Iterator[bool]:
     if threading.current_thread() is not threading.main_thread():
         yield False
         return
-    _StopState.stopping = False
-    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
-    # Set SIGINT explicitly too: a process started in the background of a shell inherits an
-    # ignored SIGINT, and `kill -INT` must still stop it.
-    signal.signal(signal.SIGINT, _on_interrupt)
-    signal.signal(signal.SIGTERM, _on_terminate)
-    if previous[signal.SIGHUP] is not signal.SIG_IGN:
-        signal.signal(signal.SIGHUP, _on_terminate)
+    previous = _install()
     try:
         yield True
     finally:
