@@ -133,7 +133,7 @@ class PolicyNode(LifecycleNode):
             self._config.controller, stamp_clock=ros_ns,
             clock=(lambda: ros_ns() * 1e-9) if simulated else time.monotonic,
             simulated_time=simulated, task_from_topic=bool(self._config.task_topic),
-            log=lambda level, message: getattr(self.get_logger(), level)(message))
+            logger=self.get_logger())
         self._parameter_config = self._config
         self._config = config = replace(self._config, controller=controller.config)
         self._create_interfaces(config)

@@ -172,10 +172,6 @@ class LatencyRecord:
 Output = TrajectoryCommand | HoldCommand | LatencyRecord
 
 
-def _python_log(level: str, message: str) -> None:
-    getattr(logging.getLogger(__name__), level)(message)
-
-
 def _wait_on_event(timeout: float, event: threading.Event) -> None:
     event.wait(timeout)
 
@@ -185,8 +181,9 @@ class PolicyController:
 
     ``config`` must be resolved for the runner's checkpoint
     (:func:`snapflow_ros.runtime.config.resolve_for_policy`). ``task_from_topic``: the task
-    comes from :meth:`set_task` only, not from ``config.observation.task`` changes. ``log(level,
-    message)`` receives throttled messages (level: info, warning or error).
+    comes from :meth:`set_task` only, not from ``config.observation.task`` changes. ``logger``
+    (``info`` / ``warning`` / ``error`` methods; a node's or :mod:`logging`'s) receives
+    throttled messages.
     """
 
     def __init__(self, config: PolicyControllerConfig, runner: Runner, *,
@@ -195,7 +192,7 @@ class PolicyController:
                  stamp_clock: Callable[[], int] = time.time_ns,
                  wait: Callable[[float, threading.Event], Any] = _wait_on_event,
                  simulated_time: bool = False, task_from_topic: bool = False,
-                 log: Callable[[str, str], None] = _python_log) -> None:
+                 logger: Any = None) -> None:
         self._config = config
         self._runner = runner
         self.action_names = tuple(runner.action_names)
@@ -204,7 +201,7 @@ class PolicyController:
         self._wait = wait
         self.simulated_time = simulated_time
         self._task_from_topic = task_from_topic
-        self._log_sink = log
+        self._logger = logger if logger is not None else logging.getLogger(__name__)
         self._buffer = ObservationBuffer.from_config(
             config.observation, max_input_age_s=config.guard.max_input_age_s,
             command_joint_names=self.action_names)
@@ -534,9 +531,16 @@ class PolicyController:
 
     def _log(self, level: str, kind: str, message: str) -> None:
         wall = self._wall()
-        if wall - self._logged.get(kind, -math.inf) >= LOG_THROTTLE_S:
-            self._logged[kind] = wall
-            self._log_sink(level, message)
+        if wall - self._logged.get(kind, -math.inf) < LOG_THROTTLE_S:
+            return
+        self._logged[kind] = wall
+        # One call site per level: an rclpy logger refuses two severities from one line.
+        if level == "error":
+            self._logger.error(message)
+        elif level == "warning":
+            self._logger.warning(message)
+        else:
+            self._logger.info(message)
 
     def _problem(self, level: str, kind: str, message: str) -> None:
         self.last_problem = message

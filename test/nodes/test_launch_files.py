@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import ast
-import dataclasses
 import re
 import subprocess
 import sys
@@ -14,8 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from snapflow_ros.config_fields import config_from_dict, flat_fields
 from snapflow_ros.nodes.parameter_files import policy_parameter_file
-from snapflow_ros.runtime.config import PolicyRuntimeConfig
+from snapflow_ros.runtime.config import PolicyNodeConfig
 
 REPO = Path(__file__).resolve().parents[2]
 LAUNCH_FILES = sorted((REPO / "launch").glob("*.launch.py"))
@@ -50,7 +50,7 @@ def test_launch_file_compiles_and_names_what_exists(path):
 
 def test_policy_launch_parameters_exist_on_the_node():
     tree = ast.parse((REPO / "launch" / "policy.launch.py").read_text())
-    declared = {f.name for f in dataclasses.fields(PolicyRuntimeConfig)}
+    declared = set(flat_fields(PolicyNodeConfig))
     (node,) = _calls(tree, "LifecycleNode")
     parameters = {k.arg: k.value for k in node.keywords}["parameters"]
     names = [ast.literal_eval(key) for element in parameters.elts
@@ -58,7 +58,7 @@ def test_policy_launch_parameters_exist_on_the_node():
     assert names and set(names) <= declared
     remaps = {k.arg: k.value for k in node.keywords}["remappings"]
     sources = {ast.literal_eval(pair.elts[0]) for pair in remaps.elts}
-    defaults = PolicyRuntimeConfig()
+    defaults = PolicyNodeConfig()
     node_topics = {defaults.joint_state_topic, defaults.command_topic, "task",
                    *defaults.camera_topics}
     assert sources <= node_topics | {"camera/image_raw"}
@@ -69,12 +69,11 @@ def test_policy_yaml_is_current_and_loads():
     assert committed == policy_parameter_file(), (
         "config/policy.yaml is out of date: python -m snapflow_ros.nodes.parameter_files config")
     values = yaml.safe_load(committed)["snapflow_policy"]["ros__parameters"]
-    declared = {f.name for f in dataclasses.fields(PolicyRuntimeConfig)
+    declared = {name for name, f in flat_fields(PolicyNodeConfig).items()
                 if f.metadata.get("ros", True)}
     documented = set(re.findall(r"^    (?:# )?(\w+):", committed, re.M))
     assert declared <= documented
-    assert PolicyRuntimeConfig(**{k: tuple(v) if isinstance(v, list) else v
-                                  for k, v in values.items()}) == PolicyRuntimeConfig()
+    assert config_from_dict(PolicyNodeConfig, values) == PolicyNodeConfig()
 
 
 @pytest.mark.ros

@@ -82,6 +82,19 @@ class World:
         self.advance(max(timeout, 1e-4))
 
 
+class Logs(list):
+    """A logger that keeps ``(level, message)``."""
+
+    def info(self, message):
+        self.append(("info", message))
+
+    def warning(self, message):
+        self.append(("warning", message))
+
+    def error(self, message):
+        self.append(("error", message))
+
+
 def make(world=None, runner=None, **flat):
     world = world or World()
     settings = {"joint_names": JOINTS, "camera_keys": ("top",), "control_rate_hz": RATE,
@@ -91,11 +104,11 @@ def make(world=None, runner=None, **flat):
     settings.update(flat)
     config = replace_config(PolicyControllerConfig(), **settings)
     runner = runner or FakeRunner(world)
-    logs = []
+    logs = Logs()
     controller = PolicyController(
         config, runner, clock=lambda: world.now, wall_clock=lambda: world.wall,
         stamp_clock=lambda: int(world.now * 1e9), wait=world.wait,
-        simulated_time=world.simulated, log=lambda level, message: logs.append((level, message)))
+        simulated_time=world.simulated, logger=logs)
     controller.activate()
     return controller, runner, world, logs
 
