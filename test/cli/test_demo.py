@@ -60,8 +60,9 @@ def test_every_quick_setting_is_documented_by_a_comment():
 
 
 def test_node_sections_set_only_parameters_the_nodes_declare():
+    from snapflow_ros.config_fields import config_from_dict, flat_fields
     from snapflow_ros.nodes.sim_robot_node import SimRobotNodeConfig
-    from snapflow_ros.runtime.config import PolicyRuntimeConfig
+    from snapflow_ros.runtime.config import PolicyNodeConfig
     from snapflow_ros.sim.aloha_env import AlohaSimConfig
 
     data = _yaml()
@@ -75,8 +76,8 @@ def test_node_sections_set_only_parameters_the_nodes_declare():
                           {f.name for f in dataclasses.fields(SimRobotNodeConfig)}})
     policy = dict(data["snapflow_policy"]["ros__parameters"])
     assert policy.pop("use_sim_time") is True  # lockstep: the node follows /clock
-    assert set(policy) <= {f.name for f in dataclasses.fields(PolicyRuntimeConfig)}
-    PolicyRuntimeConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in policy.items()})
+    assert set(policy) <= set(flat_fields(PolicyNodeConfig))
+    config_from_dict(PolicyNodeConfig, policy)
     assert policy["expected_image_height"] == sim["image_size"]
 
 
