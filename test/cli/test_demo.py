@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
+import signal
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -17,10 +21,12 @@ from snapflow_ros.cli.demo import (
     DEMO_STAGES,
     SimDemoConfig,
     load_demo_config,
+    run_command,
     run_pipeline,
     stage_commands,
 )
 from snapflow_ros.cli.exit_codes import EXIT_INTERRUPTED
+from snapflow_ros.cli.signals import stop_signals_raise
 from snapflow_ros.config_fields import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -213,6 +219,38 @@ def test_a_failed_stage_stops_the_pipeline_and_is_named(tmp_path):
     with pytest.raises(RuntimeError, match="stage offline failed"):
         _run(tmp_path, runner)
     assert not any("bench" in c for c in runner.calls)
+
+
+# A stage that reports its session, then how it was stopped, and exits 0 after cleaning up.
+_STAGE = """
+import os, signal, sys, time
+def stop(signum, frame):
+    print("stopping on", signal.Signals(signum).name, flush=True)
+    sys.exit(0)
+for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    signal.signal(sig, stop)
+print("session", os.getsid(0), flush=True)
+time.sleep(30)
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_a_stop_signal_reaches_the_running_stage_which_finishes_cleanly(tmp_path, signum):
+    """The stage has its own session; the demo passes the signal on and keeps its output."""
+    log_path = tmp_path / "stage.log"
+
+    def echo(line: str) -> None:
+        if "session" in line:
+            os.kill(os.getpid(), signum)
+
+    started = time.monotonic()
+    with stop_signals_raise(), pytest.raises(KeyboardInterrupt):
+        run_command([sys.executable, "-c", _STAGE], log_path, echo=echo)
+    assert time.monotonic() - started < 20
+    log = log_path.read_text()
+    assert f"stopping on {signal.Signals(signum).name}" in log
+    session = int(re.search(r"session (\d+)", log).group(1))
+    assert session != os.getsid(0)
 
 
 # ------------------------------------------------------------------------- real tiny run
