@@ -96,6 +96,8 @@ def test_console_scripts_point_at_existing_main_functions():
         name, target = (part.strip() for part in entry.split("="))
         module_name, function = target.split(":")
         path = REPO / (module_name.replace(".", "/") + ".py")
+        if not path.is_file():  # a package: its main is in __init__.py
+            path = REPO / module_name.replace(".", "/") / "__init__.py"
         assert path.is_file(), f"{name}: {path} missing"
         tree = ast.parse(path.read_text())
         assert any(isinstance(n, ast.FunctionDef) and n.name == function for n in tree.body), (
