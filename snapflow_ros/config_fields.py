@@ -8,9 +8,9 @@ from which validation, YAML loading and the ROS parameter declarations are deriv
 
 A config composed of component configs declares each with :func:`component`. Its leaf fields
 keep flat names (``n_act``, not ``controller.scheduler.n_act``): :func:`flat_fields` lists them,
-and :func:`config_from_dict`, :func:`replace_config`, :func:`load_config_yaml` and
-:func:`render_ros_params_yaml` accept and write the flat names, so a ROS parameter file stays a
-flat list of parameters.
+and :func:`config_from_dict`, :func:`replace_config`, :func:`render_ros_params_yaml` (and
+:func:`snapflow_ros.config_loading.load_config_yaml`) accept and write the flat names, so a ROS
+parameter file stays a flat list of parameters.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import functools
 import math
 import types
 import typing
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -232,32 +231,6 @@ def config_to_dict(config: Any) -> dict:
         return value
 
     return plain(config)
-
-
-def load_config_yaml(cls: type, path: str | Path, section: str | None = None) -> Any:
-    """Load ``cls`` from a YAML file; ``section`` picks a top-level key.
-
-    ROS parameter files (``node: {ros__parameters: {...}}``) are accepted as they are, so the
-    same file configures the CLI and the node.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    if section is not None:
-        if section not in data:
-            raise ConfigError(f"{path}: no section '{section}' (found: {', '.join(data)})")
-        data = data[section]
-    if isinstance(data, dict) and "ros__parameters" in data:
-        data = data["ros__parameters"]
-    names = {f.name for f in dataclasses.fields(cls)} | set(flat_fields(cls))
-    try:
-        return config_from_dict(cls, {k: v for k, v in data.items() if k in names})
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
 
 
 def replace_config(config: Any, **changes: Any) -> Any:

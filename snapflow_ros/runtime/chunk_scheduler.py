@@ -338,20 +338,10 @@ class ActionChunkScheduler:
     def _remaining_times(self, now: float) -> np.ndarray:
         return self._times[self._executable & (self._times >= now - self._half)]
 
-    def remaining(self, now: float) -> int:
-        """Executable actions not yet executed at ``now``."""
-        with self._lock:
-            return len(self._remaining_times(now))
-
-    def needs_inference(self, now: float) -> bool:
-        """True when at most ``prefetch_threshold`` executable actions remain."""
-        with self._lock:
-            return len(self._remaining_times(now)) <= self._settings.prefetch_threshold
-
     def time_until_inference(self, now: float) -> float:
-        """Seconds until :meth:`needs_inference` turns true (0 if it is already).
+        """Seconds until at most ``prefetch_threshold`` executable actions remain (0: now).
 
-        The inference thread sleeps on it instead of polling.
+        The next inference is due then; the inference thread sleeps on it instead of polling.
         """
         with self._lock:
             remaining = self._remaining_times(now)
@@ -359,13 +349,6 @@ class ActionChunkScheduler:
             if excess <= 0:
                 return 0.0
             return max(0.0, float(remaining[excess - 1]) + self._half - now)
-
-    def last_command(self) -> tuple[float, np.ndarray] | None:
-        """The last executed ``(time, action)``, or None."""
-        with self._lock:
-            if self._last_time is None:
-                return None
-            return self._last_time, self._last_action.copy()
 
     def stats(self) -> dict[str, int]:
         """Counters since construction, by name.

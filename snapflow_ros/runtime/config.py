@@ -14,7 +14,7 @@
 
 Every field is one flat ROS parameter (``n_act``, not ``controller.scheduler.n_act``), so
 ``config/policy.yaml`` is a flat list; :func:`snapflow_ros.config_fields.replace_config` and
-:func:`~snapflow_ros.config_fields.load_config_yaml` take the flat names. Fields marked
+:func:`~snapflow_ros.config_loading.load_config_yaml` take the flat names. Fields marked
 ``runtime=True`` may change while the node is active; changes to the chunk schedule take effect
 from the next chunk. Fitting a config to a checkpoint is
 :func:`~snapflow_ros.runtime.policy_controller.resolve_for_policy`.

@@ -305,13 +305,6 @@ class ObservationBuffer:
             )
         return observation, ""
 
-    def snapshot(self, now: float) -> Observation | None:
-        """The latest observation, or None if an input is missing or stale.
-
-        :meth:`snapshot_with_reason` also says why.
-        """
-        return self.snapshot_with_reason(now)[0]
-
     def measured_position(self) -> np.ndarray | None:
         """Latest ``(A,)`` positions of the commanded joints, or None before the first."""
         with self._lock:

@@ -26,13 +26,18 @@ def make(**overrides):
     return ActionChunkScheduler(SchedulerConfig(**values))
 
 
+def due(scheduler, now):
+    """Whether the next inference is due at ``now``."""
+    return scheduler.time_until_inference(now) == 0.0
+
+
 def ramp_chunk(horizon=10, dims=2, start=0.0):
     return np.tile(start + np.arange(horizon, dtype=float)[:, None], (1, dims))
 
 
 def test_actions_are_executed_at_their_time_and_only_n_act_of_them():
     scheduler = make()
-    assert scheduler.needs_inference(0.0)
+    assert due(scheduler, 0.0)
     assert scheduler.add_chunk(ramp_chunk(), t_obs=1.0, t_ready=1.0) == 5
     commands = [scheduler.next_command(1.0 + k * DT + 0.001) for k in range(8)]
     assert [c[1][0] for c in commands[:5]] == [0, 1, 2, 3, 4]
@@ -83,12 +88,12 @@ def test_tick_jitter_skips_at_most_the_overdue_action():
 def test_prefetch_starts_when_threshold_actions_remain():
     scheduler = make(n_act=6, prefetch_threshold=2)
     scheduler.add_chunk(ramp_chunk(), 0.0, 0.0)
-    assert not scheduler.needs_inference(0.0)
+    assert not due(scheduler, 0.0)
     assert scheduler.time_until_inference(0.0) == pytest.approx(3.5 * DT)
     for k in range(4):
-        assert not scheduler.needs_inference(k * DT)
+        assert not due(scheduler, k * DT)
         scheduler.next_command(k * DT)
-    assert scheduler.remaining(4 * DT) == 2 and scheduler.needs_inference(4 * DT)
+    assert due(scheduler, 4 * DT)  # two actions left
     assert scheduler.time_until_inference(4 * DT) == 0.0
 
 
@@ -96,7 +101,7 @@ def test_next_chunk_replaces_the_plan_from_the_next_tick_without_gaps():
     scheduler = make(n_act=8, prefetch_threshold=3)
     scheduler.add_chunk(np.zeros((10, 1)), 0.0, 0.0)
     values = [scheduler.next_command(k * DT)[1][0] for k in range(5)]
-    assert scheduler.needs_inference(5 * DT)  # actions 5, 6, 7 left
+    assert due(scheduler, 5 * DT)  # actions 5, 6, 7 left
     values += [scheduler.next_command(k * DT)[1][0] for k in (5, 6)]
     # Observed at tick 5, ready 1.5 ticks later: its actions for ticks 5 and 6 passed, and
     # its next 8 run from tick 7.
@@ -159,7 +164,7 @@ def test_schedule_changes_apply_from_the_next_chunk():
     assert scheduler.settings.n_act == 6
     issued = [scheduler.next_command(k * DT) for k in range(7)]
     assert sum(c is not None for c in issued) == 6
-    assert scheduler.needs_inference(7 * DT)
+    assert due(scheduler, 7 * DT)
     scheduler.add_chunk(ramp_chunk(), 7 * DT, 7 * DT)
     assert scheduler.settings.n_act == 2 and scheduler.settings.prefetch_threshold == 0
     issued = [scheduler.next_command(k * DT) for k in range(7, 11)]
@@ -181,7 +186,7 @@ def test_trajectory_mode_drops_passed_points_and_spaces_the_seam():
     points = scheduler.take_trajectory(2.2 * DT)
     assert [p[1][0] for p in points] == [0] * 6  # actions 2..7; 0 and 1 passed
     assert points[0][0] == pytest.approx(0.8 * DT)
-    assert not scheduler.needs_inference(4 * DT) and scheduler.needs_inference(5 * DT)
+    assert not due(scheduler, 4 * DT) and due(scheduler, 5 * DT)
     scheduler.add_chunk(np.ones((10, 1)), t_obs=5 * DT + 0.001, t_ready=5.4 * DT)
     points = scheduler.take_trajectory(5.4 * DT)
     times = np.array([p[0] for p in points])
@@ -203,7 +208,7 @@ def test_a_late_first_action_after_an_n_act_change_still_gives_n_act_points():
     assert len(scheduler.take_trajectory(0.0)) == 5
     scheduler.update_config(SchedulerConfig(control_rate_hz=RATE, output_mode="trajectory",
                                             n_act=8, prefetch_threshold=0, blending="none"))
-    assert scheduler.needs_inference(4.6 * DT)
+    assert due(scheduler, 4.6 * DT)
     # Observed at 4.6 ticks, ready 0.8 ticks later: action 0 (meant for 4.6) has passed.
     scheduler.add_chunk(ramp_chunk(start=10), t_obs=4.6 * DT, t_ready=5.4 * DT)
     points = scheduler.take_trajectory(5.4 * DT)
@@ -223,17 +228,17 @@ def test_bad_chunks_raise():
         scheduler.add_chunk(np.zeros((3, 3)), 0.0, 0.0)
 
 
-def test_clear_plan_and_reset():
+def test_clear_plan_keeps_the_last_command_and_reset_forgets_it():
     scheduler = make(blending="linear", blend_steps=1)
     scheduler.add_chunk(np.full((5, 1), 2.0), 0.0, 0.0)
     scheduler.next_command(0.0)
     scheduler.clear_plan()
     assert scheduler.next_command(DT) is None and scheduler.stats()["actions_dropped"] == 4
-    assert scheduler.last_command()[1][0] == 2.0
-    scheduler.reset()
-    assert scheduler.last_command() is None
     scheduler.add_chunk(np.zeros((5, 1)), 2 * DT, 2 * DT)
-    assert scheduler.next_command(2 * DT)[1][0] == 0.0  # nothing left to blend from
+    assert scheduler.next_command(2 * DT)[1][0] == pytest.approx(1.0)  # fades from the held 2
+    scheduler.reset()
+    scheduler.add_chunk(np.zeros((5, 1)), 4 * DT, 4 * DT)
+    assert scheduler.next_command(4 * DT)[1][0] == 0.0  # nothing left to blend from
 
 
 # ------------------------------------------------------------------------ property tests
@@ -279,7 +284,7 @@ def simulate(run, ticks=160):
         if in_flight is not None and in_flight[1] <= now:
             scheduler.add_chunk(rng.normal(size=(run["horizon"], 3)), *in_flight)
             in_flight = None
-        if in_flight is None and scheduler.needs_inference(now):
+        if in_flight is None and due(scheduler, now):
             i = inference % len(run["latencies"])
             scheduler.update_config(SchedulerConfig(
                 control_rate_hz=RATE, n_act=run["n_acts"][i],
@@ -322,7 +327,7 @@ def test_linear_blending_leaves_no_jump_at_the_seam(latency, age, steps, phase):
     values, start = [], None
     for k in range(30):
         now = (k + phase) * DT
-        if start is None and scheduler.needs_inference(now):
+        if start is None and due(scheduler, now):
             start = now
         if start is not None and now >= start + latency * DT and scheduler.stats()[
                 "chunks_received"] == 1:
@@ -345,7 +350,7 @@ def test_trajectories_are_increasing_and_ahead_of_now(run, poll):
     scheduler = ActionChunkScheduler(config)
     now = 0.0
     for i, (latency, age) in enumerate(zip(run["latencies"], run["ages"])):
-        while not scheduler.needs_inference(now):
+        while not due(scheduler, now):
             now += poll * DT
         ready = now + latency * DT
         scheduler.add_chunk(np.full((run["horizon"], 2), float(i)), now - age * DT, ready)

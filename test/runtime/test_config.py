@@ -12,9 +12,9 @@ from snapflow_ros.config_fields import (
     config_to_dict,
     flat_fields,
     flat_values,
-    load_config_yaml,
     replace_config,
 )
+from snapflow_ros.config_loading import load_config_yaml
 from snapflow_ros.runtime.chunk_scheduler import SchedulerConfig
 from snapflow_ros.runtime.config import PolicyNodeConfig
 from snapflow_ros.runtime.observation_buffer import ObservationConfig

@@ -33,7 +33,7 @@ def fill(buffer, t=10.0, positions=(0.1, 0.2)):
 
 def test_joints_are_picked_by_name_in_model_order_and_extras_ignored(buffer):
     fill(buffer, positions=(0.1, 0.2))
-    observation = buffer.snapshot(10.1)
+    observation = buffer.snapshot_with_reason(10.1)[0]
     np.testing.assert_array_equal(observation.state, [0.1, 0.2])
     np.testing.assert_array_equal(observation.measured_position, [0.1, 0.2])
     assert observation.time == 10.0 and set(observation.images) == {"top", "wrist"}
@@ -44,7 +44,7 @@ def test_command_joints_may_differ_from_state_joints():
     buffer = ObservationBuffer(("a",), ("top",), command_joint_names=("b", "a"))
     buffer.add_joint_state(["a", "b"], [1.0, 2.0], receive_time=0.0)
     buffer.add_image("top", IMAGE, receive_time=0.0)
-    observation = buffer.snapshot(0.0)
+    observation = buffer.snapshot_with_reason(0.0)[0]
     np.testing.assert_array_equal(observation.state, [1.0])
     np.testing.assert_array_equal(observation.measured_position, [2.0, 1.0])
     with pytest.raises(InputRejected, match="missing_joint"):
@@ -66,7 +66,7 @@ def test_bad_joint_states_are_rejected_counted_and_never_stored(buffer, names, p
         buffer.add_joint_state(names, positions, receive_time=10.2)
     assert info.value.reason == reason
     assert buffer.rejection_counts() == {JOINT_STATE: {reason: 1}}
-    np.testing.assert_array_equal(buffer.snapshot(10.3).state, [0.1, 0.2])
+    np.testing.assert_array_equal(buffer.snapshot_with_reason(10.3)[0].state, [0.1, 0.2])
 
 
 def test_nan_in_an_unused_joint_is_ignored(buffer):
@@ -93,13 +93,13 @@ def test_stamps_out_of_order_or_in_the_future_are_rejected(buffer):
 
 
 def test_snapshot_is_none_with_a_reason_until_every_input_arrived(buffer):
-    assert buffer.snapshot(0.0) is None
+    assert buffer.snapshot_with_reason(0.0)[0] is None
     buffer.add_joint_state(["shoulder", "elbow"], [0, 0], receive_time=0.0)
     buffer.add_image("top", IMAGE, receive_time=0.0)
     observation, reason = buffer.snapshot_with_reason(0.1)
     assert observation is None and "camera/wrist" in reason
     buffer.add_image("wrist", IMAGE, receive_time=0.1)
-    assert buffer.snapshot(0.2) is not None
+    assert buffer.snapshot_with_reason(0.2)[0] is not None
 
 
 def test_snapshot_is_none_when_any_input_is_stale_and_recovers(buffer):
@@ -108,7 +108,7 @@ def test_snapshot_is_none_when_any_input_is_stale_and_recovers(buffer):
     observation, reason = buffer.snapshot_with_reason(0.7)
     assert observation is None and "stale" in reason and "camera/top" in reason
     fill(buffer, t=0.8)
-    assert buffer.snapshot(0.9) is not None
+    assert buffer.snapshot_with_reason(0.9)[0] is not None
     ages = buffer.input_ages(1.0)
     assert ages[JOINT_STATE] == pytest.approx(0.2) and ages[camera_input("top")] == pytest.approx(
         0.2)
@@ -147,7 +147,7 @@ def test_raw_and_compressed_images_are_stored_as_rgb():
     with pytest.raises(InputRejected, match="decode_failed"):
         buffer.add_compressed_image("jpeg", "jpeg", b"\xff\xd8garbage", receive_time=0.1)
     buffer.add_joint_state(["a"], [0.0], receive_time=0.0)
-    observation = buffer.snapshot(0.0)
+    observation = buffer.snapshot_with_reason(0.0)[0]
     assert observation.images["raw"][0, 0, 0] == 250
     assert observation.images["jpeg"][0, 0, 0] > 240 and observation.images["jpeg"][0, 0, 2] < 10
     assert buffer.rejection_counts() == {"camera/jpeg": {"decode_failed": 1}}
@@ -181,14 +181,14 @@ def test_task_and_config_updates():
     assert buffer.expected_image_size == (4, 6)
     buffer.add_joint_state(["a"], [0.0], receive_time=0.0)
     buffer.add_image("top", IMAGE, receive_time=0.0)
-    assert buffer.snapshot(0.0).task == "pick"
+    assert buffer.snapshot_with_reason(0.0)[0].task == "pick"
     buffer.set_task("place")
-    assert buffer.snapshot(0.0).task == "place"
-    assert buffer.snapshot(1.0) is None
+    assert buffer.snapshot_with_reason(0.0)[0].task == "place"
+    assert buffer.snapshot_with_reason(1.0)[0] is None
     buffer.set_max_input_age(2.0)
-    assert buffer.snapshot(1.0) is not None
+    assert buffer.snapshot_with_reason(1.0)[0] is not None
     buffer.clear()
-    assert buffer.snapshot(1.0) is None
+    assert buffer.snapshot_with_reason(1.0)[0] is None
 
 
 def test_concurrent_writers_and_a_reader_see_consistent_snapshots():
@@ -213,7 +213,7 @@ def test_concurrent_writers_and_a_reader_see_consistent_snapshots():
         thread.start()
     try:
         for _ in range(2000):
-            observation = buffer.snapshot(1e6)
+            observation = buffer.snapshot_with_reason(1e6)[0]
             # A torn read would pair one message's positions with another's receive time.
             if observation is not None and not (observation.state[0] == observation.state[1]
                                                 == observation.time):

@@ -322,3 +322,14 @@ def test_inputs_are_ignored_when_stopped_and_rejections_are_reported():
     assert not controller.add_joint_state(list(JOINTS), [0.0, 0.0])
     controller.close()
     assert runner.closed
+
+
+def test_repeated_problems_are_logged_once_per_throttle_interval():
+    controller, _, world, logs = make()
+    for _ in range(5):
+        controller.add_raw_image("top", "rgb8", 4, 4, 12, b"short")
+    world.wall += 2.5
+    controller.add_raw_image("top", "rgb8", 4, 4, 12, b"short")
+    rejected = [m for level, m in logs if level == "warning" and "rejected" in m]
+    assert len(rejected) == 2
+    assert controller.diagnostics()["inputs_rejected"]["camera/top"] == {"truncated_data": 6}
