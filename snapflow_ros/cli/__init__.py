@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Callable
@@ -60,7 +61,11 @@ def _function(module: str, prefix: str, name: str) -> Callable:
 
 
 def build_parser(available_only: bool = True) -> argparse.ArgumentParser:
-    """The argument parser; sub-commands whose module is not installed are left out."""
+    """The argument parser of every sub-command.
+
+    One whose dependency (rclpy, lerobot) is not installed here is listed as needing it and says
+    so when run; ``available_only=False`` raises instead.
+    """
     parser = argparse.ArgumentParser(
         prog="snapflow", description="snapflow_ros: one-step flow-matching policies on ROS 2.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -126,8 +131,6 @@ def run_command(args: argparse.Namespace) -> int:
 
 def signal_name(signum: int) -> str:
     """``15`` -> ``"SIGTERM"``."""
-    import signal
-
     return signal.Signals(signum).name
 
 
