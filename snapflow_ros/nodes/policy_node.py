@@ -124,9 +124,8 @@ class PolicyNode(LifecycleNode):
         if self._config is None:
             raise ConfigError(f"invalid parameters: {self._config_error}")
         started = time.perf_counter()
-        # A lockstep simulator advances only while it has commands, so input ages, action times
-        # and deadlines follow its clock; a real robot uses the monotonic clock, which no NTP
-        # step can move.
+        # Under use_sim_time the schedule follows the (lockstep) simulator's clock; a real robot
+        # uses the monotonic clock, which no NTP step can move.
         simulated = bool(self.get_parameter("use_sim_time").value)
         ros_ns = lambda: self.get_clock().now().nanoseconds  # noqa: E731
         self._controller = controller = PolicyController.load(
