@@ -3,7 +3,7 @@
 """Which topics of a rosbag2 recording become training samples, and how they are resampled.
 
 One frozen dataclass, :class:`BagTopicsConfig`, loaded from YAML (or a ROS parameters file) with
-:func:`snapflow_ros.config_fields.load_config_yaml`. It imports neither torch nor rclpy.
+:func:`snapflow_ros.config_loading.load_config_yaml`. It imports neither torch nor rclpy.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@
 
 import pytest
 
-from snapflow_ros.config_fields import ConfigError, config_from_dict, load_config_yaml
+from snapflow_ros.config_fields import ConfigError, config_from_dict
+from snapflow_ros.config_loading import load_config_yaml
 from snapflow_ros.data.config import BagTopicsConfig, camera_key_from_topic
 
 
