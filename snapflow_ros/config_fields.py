@@ -257,6 +257,17 @@ def replace_config(config: Any, **changes: Any) -> Any:
     return dataclasses.replace(config, **coerced)
 
 
+def _declared_defaults(cls: type) -> dict[str, Any]:
+    """``{flat name: declared default}`` of every leaf field of config class ``cls``."""
+    values = {}
+    for name, (_, field) in _flat_paths(cls).items():
+        if field.default_factory is not dataclasses.MISSING:
+            values[name] = field.default_factory()
+        else:
+            values[name] = field.default
+    return values
+
+
 def render_ros_params_yaml(node_name: str, config: Any, *, header: str = "") -> str:
     """A ROS 2 parameter file for ``config``, each parameter preceded by its documentation.
 
@@ -265,13 +276,15 @@ def render_ros_params_yaml(node_name: str, config: Any, *, header: str = "") -> 
     """
     lines = [f"# {line}".rstrip() for line in header.strip().splitlines()] if header else []
     lines += [f"{node_name}:", "  ros__parameters:"]
-    values = flat_values(config)
+    # A class renders its declared defaults (fields derived in __post_init__ stay empty).
+    cls = config if isinstance(config, type) else type(config)
+    values = (_declared_defaults(cls) if isinstance(config, type) else flat_values(config))
     section = None
-    for name, (path, field) in _flat_paths(type(config)).items():
+    for name, (path, field) in _flat_paths(cls).items():
         meta = field.metadata
         if not meta.get("ros", True):
             continue
-        owner = _component_description(type(config), path[:-1])
+        owner = _component_description(cls, path[:-1])
         if owner != section and owner:
             lines.append(f"    # --- {owner}")
         section = owner
