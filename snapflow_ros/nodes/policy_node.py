@@ -9,9 +9,8 @@ owns subscriptions, publishers and timers, turns messages into the controller's 
 publishes what it emits: ``trajectory_msgs/JointTrajectory`` (one per chunk, or one point per
 control tick with ``output_mode: stream``), holds, and each inference's latency.
 
-Subscriptions and timers run on one ``SingleThreadedExecutor``; inference runs in the
-controller's own thread (on 2 cores a MultiThreadedExecutor drops inputs); publish is
-thread-safe.
+Subscriptions and timers run on one ``SingleThreadedExecutor``; inference runs in the controller's
+own thread (on 2 cores a MultiThreadedExecutor drops inputs); publish is thread-safe.
 """
 
 from __future__ import annotations
@@ -34,7 +33,7 @@ from std_msgs.msg import Float64MultiArray, MultiArrayDimension, String
 from trajectory_msgs.msg import JointTrajectory
 
 from snapflow_ros.config_fields import ConfigError
-from snapflow_ros.nodes import ros_parameters
+from snapflow_ros.nodes import node_process, ros_parameters
 from snapflow_ros.nodes.trajectory_message import trajectory_message
 from snapflow_ros.runtime.config import PolicyNodeConfig
 from snapflow_ros.runtime.policy_controller import (
@@ -279,6 +278,7 @@ class PolicyNode(LifecycleNode):
 def main(args: list[str] | None = None) -> int:
     """Run the policy node until SIGINT (``ros2 run snapflow_ros policy_node``)."""
     rclpy.init(args=args if args is not None else sys.argv)
+    node_process.stop_with_parent()
     node = PolicyNode()
     executor = SingleThreadedExecutor()
     executor.add_node(node)
