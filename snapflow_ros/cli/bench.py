@@ -26,11 +26,8 @@ import importlib
 import json
 import os
 import platform
-import shutil
 import sys
-import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -204,70 +201,6 @@ def _write_json(path: Path, data: dict) -> None:
     tmp.replace(path)
 
 
-def report_markdown(result: dict, plots: list[tuple[str, str]]) -> str:
-    """The benchmark report: what ran, the table, the plots."""
-    from snapflow_ros.evaluation.closed_loop import format_table
-
-    config = result["config"]
-    bench = result.get("benchmark", {})
-    lines = [
-        "# Closed-loop benchmark on the simulated robot", "",
-        f"Task `{config['task']}`, held-out seeds from {config['seed_start']}, "
-        f"{config['episodes']} episodes per configuration "
-        f"(sweep: {bench.get('sweep_episodes') or config['episodes']}), "
-        f"{config['episode_steps']} control steps (20 ms) per episode; the robot runs in "
-        "lockstep with the policy node (results do not depend on the machine's speed).", "",
-        f"- teacher: `{bench.get('teacher')}`",
-        f"- SnapFlow: `{bench.get('snapflow')}`",
-        f"- command: `{bench.get('command', '')}`",
-        f"- machine: {result.get('machine', {}).get('platform', '?')}, "
-        f"{result.get('machine', {}).get('cpu_count', '?')} CPUs; total "
-        f"{result.get('seconds', 0) / 60:.1f} min", "",
-        "Success: the task's own success signal (reward 4); 95% Wilson interval. Mean max "
-        "reward: the highest reward stage reached per episode (TransferCube: 1 touched, "
-        "2 lifted, 3 touched by the other gripper, 4 transferred). Latency: the policy node's "
-        "preprocess + model + postprocess per chunk (wall clock).", "",
-        format_table(result)]
-    for file, caption in plots:
-        lines += [f"![{caption}]({file})", ""]
-    return "\n".join(lines)
-
-
-def write_sim_report(result: dict, out_dir: str | Path) -> Path:
-    """Write ``report.md`` and the plots into ``out_dir`` (replaced as a whole, atomically)."""
-    from snapflow_ros.evaluation.closed_loop import (
-        plot_reward_stages,
-        plot_success_bars,
-        plot_success_vs_n_act,
-    )
-
-    target = Path(out_dir)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
-        plots = []
-        main = [n for n, e in result["cases"].items() if e["case"]["role"] != "sweep"]
-        plot_success_bars(result, tmp / "success.png", cases=main)
-        plots.append(("success.png", "Success rate with 95% CI"))
-        if any(e["case"]["role"] == "sweep" for e in result["cases"].values()):
-            plot_success_vs_n_act(result, tmp / "success_vs_n_act.png")
-            plots.append(("success_vs_n_act.png", "Success vs n_act"))
-        plot_reward_stages(result, tmp / "reward_stages.png")
-        plots.append(("reward_stages.png", "Highest reward stage reached"))
-        (tmp / "report.md").write_text(report_markdown(result, plots), encoding="utf-8")
-        if target.exists():
-            old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
-            os.rename(target, old)
-            os.rename(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return target
-
-
 def _checkpoint_image_size(path: str) -> int:
     from snapflow_ros.policies.checkpoint import checkpoint_robot
 
@@ -300,7 +233,7 @@ def run_sim_benchmark(cases: list, config, *, json_path: str | Path | None = Non
     With ``resume``, cases already in ``json_path`` (same config and case settings) are kept.
     Returns the result (``complete`` is True once every case ran).
     """
-    from snapflow_ros.evaluation.closed_loop import format_table
+    from snapflow_ros.evaluation.closed_loop import format_table, write_closed_loop_report
     from snapflow_ros.nodes.harness.closed_loop import run_closed_loop
 
     json_file = Path(json_path) if json_path else None
@@ -332,7 +265,7 @@ def run_sim_benchmark(cases: list, config, *, json_path: str | Path | None = Non
     if json_file is not None:
         _write_json(json_file, result)
     if report_dir:
-        write_sim_report(result, report_dir)
+        write_closed_loop_report(result, report_dir)
     log(format_table(result))
     return result
 

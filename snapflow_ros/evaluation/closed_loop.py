@@ -320,3 +320,50 @@ def plot_reward_stages(result: dict, path: Path) -> None:
     axes.legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(path)
+
+
+def closed_loop_report_markdown(result: dict, plots: list[tuple[str, str]]) -> str:
+    """The closed-loop benchmark report: what ran, the table, the plots."""
+    config = result["config"]
+    bench = result.get("benchmark", {})
+    lines = [
+        "# Closed-loop benchmark on the simulated robot", "",
+        f"Task `{config['task']}`, held-out seeds from {config['seed_start']}, "
+        f"{config['episodes']} episodes per configuration "
+        f"(sweep: {bench.get('sweep_episodes') or config['episodes']}), "
+        f"{config['episode_steps']} control steps (20 ms) per episode; the robot runs in "
+        "lockstep with the policy node (results do not depend on the machine's speed).", "",
+        f"- teacher: `{bench.get('teacher')}`",
+        f"- SnapFlow: `{bench.get('snapflow')}`",
+        f"- command: `{bench.get('command', '')}`",
+        f"- machine: {result.get('machine', {}).get('platform', '?')}, "
+        f"{result.get('machine', {}).get('cpu_count', '?')} CPUs; total "
+        f"{result.get('seconds', 0) / 60:.1f} min", "",
+        "Success: the task's own success signal (reward 4); 95% Wilson interval. Mean max "
+        "reward: the highest reward stage reached per episode (TransferCube: 1 touched, "
+        "2 lifted, 3 touched by the other gripper, 4 transferred). Latency: the policy node's "
+        "preprocess + model + postprocess per chunk (wall clock).", "",
+        format_table(result)]
+    for file, caption in plots:
+        lines += [f"![{caption}]({file})", ""]
+    return "\n".join(lines)
+
+
+def write_closed_loop_report(result: dict, out_dir: str | Path) -> Path:
+    """Write ``report.md`` and the plots into ``out_dir`` (replaced as a whole, atomically)."""
+    from snapflow_ros.evaluation.report import write_directory_atomically
+
+    def fill(tmp: Path) -> None:
+        plots = []
+        main = [n for n, e in result["cases"].items() if e["case"]["role"] != "sweep"]
+        plot_success_bars(result, tmp / "success.png", cases=main)
+        plots.append(("success.png", "Success rate with 95% CI"))
+        if any(e["case"]["role"] == "sweep" for e in result["cases"].values()):
+            plot_success_vs_n_act(result, tmp / "success_vs_n_act.png")
+            plots.append(("success_vs_n_act.png", "Success vs n_act"))
+        plot_reward_stages(result, tmp / "reward_stages.png")
+        plots.append(("reward_stages.png", "Highest reward stage reached"))
+        (tmp / "report.md").write_text(closed_loop_report_markdown(result, plots),
+                                       encoding="utf-8")
+
+    return write_directory_atomically(out_dir, fill)

@@ -271,23 +271,34 @@ def report_markdown(result: dict, plots: list[tuple[str, str]], title: str) -> s
     return "\n".join(lines) + "\n"
 
 
-def _replace_directory(tmp: Path, target: Path) -> None:
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
-        os.rename(target, old)
-        os.rename(tmp, target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.rename(tmp, target)
+def write_directory_atomically(out_dir: str | Path, fill: Callable[[Path], None]) -> Path:
+    """Let ``fill(tmp)`` write a folder, then put it in place of ``out_dir`` as a whole.
+
+    A reader sees the old folder or the new one, never a half-written one; on failure the
+    temporary folder is removed and ``out_dir`` is left as it was.
+    """
+    target = Path(out_dir)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        fill(tmp)
+        if target.exists():
+            old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
+            os.rename(target, old)
+            os.rename(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
 
 
 def write_report(result: dict, out_dir: str | Path, *, title: str = "SnapFlow offline evaluation"
                  ) -> Path:
     """Write ``report.md`` and its PNG plots to ``out_dir`` (replaced as a whole), atomically."""
-    target = Path(out_dir)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
+    def fill(tmp: Path) -> None:
         plots: list[tuple[str, str]] = []
         makers: list[tuple[str, str, Callable[[dict, Path], None]]] = [
             ("mse_vs_steps.png", "MSE vs sampler steps", plot_mse_vs_steps),
@@ -304,8 +315,5 @@ def write_report(result: dict, out_dir: str | Path, *, title: str = "SnapFlow of
             plot_trajectory(trajectory, tmp / file)
             plots.append((file, f"Trajectory: {trajectory['name']}"))
         (tmp / "report.md").write_text(report_markdown(result, plots, title), encoding="utf-8")
-        _replace_directory(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return target
+
+    return write_directory_atomically(out_dir, fill)

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from snapflow_ros.cli.bench import sim_benchmark_cases, write_sim_report
+from snapflow_ros.cli.bench import sim_benchmark_cases
 from snapflow_ros.config_fields import ConfigError, config_to_dict
 from snapflow_ros.evaluation.closed_loop import (
     ClosedLoopCase,
@@ -17,6 +17,7 @@ from snapflow_ros.evaluation.closed_loop import (
     format_table,
     summarize_episodes,
     wilson_interval,
+    write_closed_loop_report,
 )
 
 
@@ -98,7 +99,7 @@ def test_table_and_report_show_every_case_with_its_interval(tmp_path):
     table = format_table(result)
     assert table.count("\n") == 2 + len(result["cases"])
     assert "| teacher@10 | 10 | euler | 10 | 50% (1/2) | 9-91% |" in table
-    report = write_sim_report(result, tmp_path / "report")
+    report = write_closed_loop_report(result, tmp_path / "report")
     assert {p.name for p in report.iterdir()} == {"report.md", "success.png",
                                                   "success_vs_n_act.png", "reward_stages.png"}
     assert all(p.stat().st_size > 1000 for p in report.glob("*.png"))
