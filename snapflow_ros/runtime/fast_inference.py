@@ -46,8 +46,9 @@ import torch
 from torch.utils import _pytree
 
 from snapflow_ros.config_fields import ConfigError, check_config, param
-from snapflow_ros.runtime.policy_runner import ACCELERATIONS, INFERENCE_DTYPES, SAMPLER_MODES
+from snapflow_ros.runtime.inference_options import ACCELERATIONS, INFERENCE_DTYPES
 from snapflow_ros.snapflow.sampler import sample_noise
+from snapflow_ros.snapflow.sampler_modes import SAMPLER_MODES
 
 if TYPE_CHECKING:
     from snapflow_ros.policies.base import FlowMatchingPolicy

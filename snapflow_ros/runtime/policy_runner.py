@@ -23,6 +23,8 @@ import numpy as np
 from snapflow_ros.config_fields import ConfigError, check_config, param
 from snapflow_ros.devices import resolve_device
 from snapflow_ros.runtime.image_decoding import resize_for_model
+from snapflow_ros.runtime.inference_options import ACCELERATIONS, INFERENCE_DTYPES
+from snapflow_ros.snapflow.sampler_modes import SAMPLER_MODES
 
 if TYPE_CHECKING:
     import torch
@@ -32,13 +34,6 @@ if TYPE_CHECKING:
 RUNNER_TIMING_STAGES = ("preprocess", "model", "postprocess")
 """The keys of :attr:`InferenceResult.timings_ms`."""
 DEVICES = ("auto", "cpu", "cuda")
-# The two ways :func:`snapflow_ros.snapflow.sampler.predict_action_chunk` integrates k > 1 steps
-# with a SnapFlow model: chained (s, t) jumps, or plain Euler with the local velocity (s = t).
-SAMPLER_MODES = ("jump", "euler")
-# How the inference path is accelerated (see snapflow_ros.runtime.fast_inference): "none" is
-# the plain sampler; the others run the same computation through static buffers.
-ACCELERATIONS = ("none", "compile", "cuda_graph", "compile_cuda_graph")
-INFERENCE_DTYPES = ("float32", "bfloat16")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -20,12 +20,13 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch.utils import _pytree
 
+from snapflow_ros.snapflow.sampler_modes import SAMPLER_MODES
+
 if TYPE_CHECKING:
     from snapflow_ros.policies.base import FlowMatchingPolicy
 
 Context = Any  # a policy's encoded observation (see snapflow_ros.policies.base)
 
-SAMPLER_MODES = ("jump", "euler")
 
 
 def sample_noise(
