@@ -54,3 +54,17 @@ def test_shell_scripts_have_the_copyright_header():
     missing = [str(p.relative_to(REPO)) for p in scripts
                if p.exists() and HEADER[0] not in p.read_text()]
     assert not missing, missing
+
+
+# A file a newcomer can read in one sitting; the policy node stays a thin shell over the runtime.
+MAX_SOURCE_LINES = 600
+MAX_POLICY_NODE_LINES = 300
+
+
+def test_no_python_file_is_longer_than_the_limit():
+    lengths = {f.relative_to(REPO): len(f.read_text(encoding="utf-8").splitlines())
+               for f in _python_files()}
+    too_long = {str(f): n for f, n in lengths.items() if n > MAX_SOURCE_LINES}
+    assert not too_long, f"split these files (> {MAX_SOURCE_LINES} lines): {too_long}"
+    node = lengths[Path("snapflow_ros/nodes/policy_node.py")]
+    assert node < MAX_POLICY_NODE_LINES, f"policy_node.py has {node} lines: move logic to runtime/"
