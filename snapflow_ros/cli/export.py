@@ -16,7 +16,7 @@ from pathlib import Path
 
 from snapflow_ros.cli.exit_codes import EXIT_OK
 from snapflow_ros.config_fields import ConfigError
-from snapflow_ros.data.config import ACTION_TYPES
+from snapflow_ros.data.config import ACTION_TYPE_CHOICES
 
 
 def _joint_list(text: str) -> list[str]:
@@ -45,8 +45,9 @@ def add_bag_topic_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--joint-names", type=_joint_list, metavar="A,B,..",
                        help="state joints to use, in this order (default: all)")
     group.add_argument("--action-topic", metavar="T", help="action (command) topic")
-    group.add_argument("--action-type", choices=ACTION_TYPES,
-                       help="action message type of --action-topic")
+    group.add_argument("--action-type", choices=ACTION_TYPE_CHOICES,
+                       help="action message type of --action-topic (default auto: the type "
+                            "the bag records; an explicit one must match it)")
     group.add_argument("--rate-hz", type=float, metavar="F",
                        help="control rate: samples per second on the resampled grid")
     group.add_argument("--cache-dir", metavar="DIR",

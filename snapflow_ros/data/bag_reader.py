@@ -5,6 +5,8 @@
 Bags are read with the ``rosbags`` library: rosbag2 directories in sqlite3 or mcap storage
 (also zstd file / message / chunk compressed) and single ``.mcap`` or ``.db3`` files. Images
 are decoded to RGB uint8 and resized once to the model size; joint states are picked by name.
+Message types come from the bag's own metadata (the action's too, unless the config overrides
+it, in which case the two must agree).
 Every problem raises a :class:`BagError` subclass whose message names the file and the topic.
 
 Neither torch nor rclpy is imported; OpenCV is imported only to decode compressed images and to
@@ -383,10 +385,44 @@ class _Collector:
                            sorted_values, header_time=use_header)
 
 
-def _expected_types(config: BagTopicsConfig) -> dict[str, tuple[str, ...]]:
+_ACTION_TYPE_OF_MSGTYPE = {msgtype: name for name, msgtype in ACTION_MSGTYPES.items()}
+
+
+def resolve_action_type(path: Path, config: BagTopicsConfig, recorded: str) -> str:
+    """The action type (``joint_state`` ...) of a bag whose action topic records ``recorded``.
+
+    ``config.action_type`` "auto" takes it from the bag; an explicit one must agree with it.
+    Raises :class:`MessageTypeError` naming the topic, the bag's type and the requested one.
+    """
+    topic = config.action_topic
+    from_bag = _ACTION_TYPE_OF_MSGTYPE.get(recorded)
+    if config.action_type == "auto":
+        if from_bag is None:
+            raise MessageTypeError(
+                f"has type {recorded} in the bag, which is not an action message (expected "
+                f"{', '.join(ACTION_MSGTYPES.values())})", path=path, topic=topic)
+        return from_bag
+    requested = ACTION_MSGTYPES[config.action_type]
+    if recorded != requested:
+        raise MessageTypeError(
+            f"has type {recorded} in the bag, but action_type {config.action_type} requests "
+            f"{requested} (drop --action-type / set action_type: auto to take the type from "
+            "the bag)", path=path, topic=topic)
+    return config.action_type
+
+
+def _expected_types(config: BagTopicsConfig, present: dict[str, str],
+                    path: Path) -> dict[str, tuple[str, ...]]:
+    """Allowed message types per configured topic; the action's as the bag records it."""
     types = {topic: (IMAGE, COMPRESSED_IMAGE) for topic in config.camera_topics}
     types[config.state_topic] = (JOINT_STATE,)
-    types[config.action_topic] = (ACTION_MSGTYPES[config.action_type],)
+    if config.action_topic != config.state_topic and config.action_topic in present:
+        action_type = resolve_action_type(path, config, present[config.action_topic])
+        types[config.action_topic] = (ACTION_MSGTYPES[action_type],)
+    elif config.action_topic != config.state_topic:
+        types[config.action_topic] = ()  # reported as missing below
+    elif config.action_type not in ("auto", "joint_state"):
+        resolve_action_type(path, config, JOINT_STATE)  # raises: the state is a JointState
     if config.task_topic:
         types[config.task_topic] = (STRING,)
     if config.episode_marker_topic:
@@ -408,7 +444,6 @@ def read_bag(path: str | Path, config: BagTopicsConfig) -> BagStreams:
     if path.is_file() and path.suffix not in BAG_FILE_SUFFIXES:
         raise NotABagError("not a rosbag2 recording (expected .mcap or .db3)", path=path)
     store = typestore()
-    expected = _expected_types(config)
     try:
         reader = Reader(path)
         reader.open()
@@ -419,6 +454,7 @@ def read_bag(path: str | Path, config: BagTopicsConfig) -> BagStreams:
     try:
         connections = reader.connections
         present = {c.topic: c.msgtype for c in connections}
+        expected = _expected_types(config, present, path)
         for topic, allowed in expected.items():
             if topic not in present:
                 raise MissingTopicError(
@@ -426,7 +462,7 @@ def read_bag(path: str | Path, config: BagTopicsConfig) -> BagStreams:
                     path=path, topic=topic)
             if present[topic] not in allowed:
                 raise MessageTypeError(
-                    f"has type {present[topic]}, expected {' or '.join(allowed)}",
+                    f"has type {present[topic]} in the bag, expected {' or '.join(allowed)}",
                     path=path, topic=topic)
         wanted = [c for c in connections if c.topic in expected]
         collectors = {t: _Collector(t, present[t]) for t in expected}
@@ -476,7 +512,9 @@ def _to_streams(path: Path, config: BagTopicsConfig,
                                                 if state_c.values else ())
     picker = _JointPicker(state_names, path=path, topic=config.state_topic, what="joints")
     state_rows = [picker.pick(m.name, m.position) for m in state_c.values]
-    action_names, action_rows = _pick_actions(path, config, action_c.values, state_names)
+    action_type = _ACTION_TYPE_OF_MSGTYPE[action_c.msgtype]
+    action_names, action_rows = _pick_actions(path, config, action_type, action_c.values,
+                                              state_names)
 
     cameras = {key: collectors[topic].stream(config.time_source, (*size, 3), np.uint8)
                for key, topic in zip(config.camera_keys, config.camera_topics)}
@@ -498,11 +536,11 @@ def _to_streams(path: Path, config: BagTopicsConfig,
     return streams
 
 
-def _pick_actions(path: Path, config: BagTopicsConfig, messages: list,
+def _pick_actions(path: Path, config: BagTopicsConfig, action_type: str, messages: list,
                   state_names: tuple[str, ...]) -> tuple[tuple[str, ...], list[np.ndarray]]:
-    """Action names and one (A,) row per action message, as ``config.action_type`` says."""
+    """Action names and one (A,) row per action message of type ``action_type``."""
     topic = config.action_topic
-    if config.action_type == "float64_multi_array":
+    if action_type == "float64_multi_array":
         names = tuple(config.action_joint_names) or state_names
         rows = [np.asarray(m.data, dtype=np.float64) for m in messages]
         for row in rows:
@@ -512,7 +550,7 @@ def _pick_actions(path: Path, config: BagTopicsConfig, messages: list,
                     f"{list(names)} are expected (set action_joint_names to label the "
                     "array's entries)", path=path, topic=topic)
         return names, rows
-    if config.action_type == "joint_trajectory":
+    if action_type == "joint_trajectory":
         message_names = [list(m.joint_names) for m in messages]
         points = []
         for m in messages:
@@ -523,10 +561,22 @@ def _pick_actions(path: Path, config: BagTopicsConfig, messages: list,
     else:
         message_names = [list(m.name) for m in messages]
         points = [np.asarray(m.position, dtype=np.float64) for m in messages]
-    names = tuple(config.action_joint_names) or (tuple(message_names[0]) if message_names
-                                                 else ())
+    names = tuple(config.action_joint_names) or _default_action_names(
+        tuple(message_names[0]) if message_names else (), state_names)
     picker = _JointPicker(names, path=path, topic=topic, what="action joints")
     return names, [picker.pick(n, p) for n, p in zip(message_names, points)]
+
+
+def _default_action_names(message_names: tuple[str, ...],
+                          state_names: tuple[str, ...]) -> tuple[str, ...]:
+    """Action joints in the state's order where both name them, then the action's own.
+
+    A leader arm publishes its joints in its own order; lined up with the state, action and
+    state dimensions of the same joint match, as LeRobot records them.
+    """
+    in_action = set(message_names)
+    shared = [n for n in state_names if n in in_action]
+    return (*shared, *(n for n in message_names if n not in set(shared)))
 
 
 def _check_clocks(streams: BagStreams) -> None:

@@ -13,6 +13,8 @@ import dataclasses
 from snapflow_ros.config_fields import ConfigError, check_config, param
 
 ACTION_TYPES = ("joint_state", "joint_trajectory", "float64_multi_array")
+# "auto": the action message type is the one the bag's metadata records for the action topic.
+ACTION_TYPE_CHOICES = ("auto", *ACTION_TYPES)
 
 # Topic path segments that say how an image is transported, not which camera it is.
 _GENERIC_IMAGE_SEGMENTS = frozenset({
@@ -50,13 +52,15 @@ class BagTopicsConfig:
     action_topic: str = param(
         "/joint_trajectory", "Action topic: what was commanded at each instant.")
     action_type: str = param(
-        "joint_trajectory",
-        "Action message: joint_state (leader arm sensor_msgs/JointState), joint_trajectory "
-        "(trajectory_msgs/JointTrajectory, first point's positions) or float64_multi_array "
-        "(std_msgs/Float64MultiArray, positional).",
-        choices=ACTION_TYPES)
+        "auto",
+        "Action message: auto (the type each bag records for action_topic), or an override "
+        "that must match it: joint_state (leader arm sensor_msgs/JointState), "
+        "joint_trajectory (trajectory_msgs/JointTrajectory, first point's positions) or "
+        "float64_multi_array (std_msgs/Float64MultiArray, positional).",
+        choices=ACTION_TYPE_CHOICES)
     action_joint_names: tuple[str, ...] = param(
-        (), "Action dimensions, picked by name in this order (default: joint_names). For "
+        (), "Action dimensions, picked by name in this order (default: joint_names, else the "
+            "action message's joints in the state's order where the state has them). For "
             "float64_multi_array they label the array's entries, which must match in number.")
     task_topic: str = param(
         "", "Optional std_msgs/String topic with the task instruction (empty: none).")
@@ -115,7 +119,8 @@ class BagTopicsConfig:
         repeated = {t for t in used if used.count(t) > 1}
         # Reading the action from the state stream (action = measured position) is the one
         # legitimate repeat; any other is a copy-paste mistake.
-        if self.action_topic == self.state_topic and self.action_type == "joint_state":
+        if self.action_topic == self.state_topic and self.action_type in ("auto",
+                                                                          "joint_state"):
             repeated.discard(self.state_topic)
         if repeated:
             raise ConfigError(

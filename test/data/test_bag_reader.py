@@ -211,7 +211,8 @@ def test_missing_topic_is_named_with_the_topics_the_bag_has(tmp_path):
 
 def test_wrong_message_type_names_expected_and_found_types(tmp_path):
     bag = write_demo_bag(tmp_path / "demo", n_steps=4)
-    with pytest.raises(MessageTypeError, match="JointState, expected .*msg/Image") as info:
+    with pytest.raises(MessageTypeError,
+                       match="JointState in the bag, expected .*msg/Image") as info:
         read_bag(bag.path, bag.config(state_topic=bag.camera_topics[0],
                                       camera_topics=["/joint_states"]))
     assert info.value.topic in ("/joint_states", bag.camera_topics[0])
