@@ -6,15 +6,19 @@ Both losses work on any :class:`~snapflow_ros.policies.base.FlowMatchingPolicy`.
 convention: ``x_t = t * eps + (1 - t) * a`` with ``t = 1`` noise and ``t = 0`` the normalised
 action chunk ``a``; the flow-matching target velocity is ``eps - a``.
 
-Every per-sample loss is a masked mean over that sample's valid elements (padded chunk steps and
-padded action dimensions are excluded); the batch loss is the mean of the per-sample losses, so
-in :func:`snapflow_loss` the two groups weigh in proportion to their number of samples.
+Every per-sample loss is a masked mean over that sample's valid elements; the batch loss is the
+mean of the per-sample losses, so in :func:`snapflow_loss` the two groups weigh in proportion to
+their number of samples. Flow-matching rows exclude padded chunk steps (``action_is_pad``: no
+ground truth there) and padded action dimensions; consistency rows exclude only the padded
+action dimensions (see :func:`action_dimension_mask`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -105,6 +109,54 @@ def _masked_mean_per_sample(squared_error: torch.Tensor, mask: torch.Tensor) -> 
     return total / mask.flatten(1).sum(dim=1).clamp_min(1.0)
 
 
+def action_dimension_mask(mask: torch.Tensor) -> torch.Tensor:
+    """The padded-action-dimension part of a loss mask ``(B, H, D)``, over every step.
+
+    A policy's mask is (step valid) x (dimension valid), so a dimension is real where any step
+    of the row is valid. Consistency rows take this mask instead of the full one: they never
+    read the ground truth, so a chunk step past the episode end is as good a target as any
+    other (the model's own two-step velocity), while a padded action dimension (the VLAs pad
+    the robot's actions to their fixed action width) is never executed, so it stays out of both
+    losses.
+    """
+    return mask.amax(dim=1, keepdim=True).expand_as(mask)
+
+
+@contextlib.contextmanager
+def evaluation_mode(module: torch.nn.Module) -> Iterator[None]:
+    """Run ``module`` in eval mode (no dropout) inside the block, then restore every flag.
+
+    Each submodule gets back its own previous ``training`` flag (a frozen part kept in eval
+    stays in eval). The whole module rather than its ``nn.Dropout`` children: attention
+    dropout is often functional, gated on ``self.training``.
+    """
+    previous = [(m, m.training) for m in module.modules()]
+    module.eval()
+    try:
+        yield
+    finally:
+        for submodule, training in previous:
+            submodule.training = training
+
+
+def consistency_target(policy: FlowMatchingPolicy, x1: torch.Tensor, context: Context,
+                       velocity_clamp: float) -> torch.Tensor:
+    """SnapFlow's two-step target ``v_hat = (u1 + u_half) / 2`` from noise ``x1`` ``(B, H, D)``.
+
+    ``u1 = F(x1, 1, 1)``, ``u_half = F(x1 - u1 / 2, 1/2, 1/2)``, both clamped to
+    ``[-velocity_clamp, velocity_clamp]``; ``context`` holds these rows' own observations.
+    Computed without gradient (the stop-gradient of the objective) and in eval mode, so that
+    dropout does not make the target random.
+    """
+    ones = torch.ones(x1.shape[0], device=x1.device)
+    with torch.no_grad(), evaluation_mode(policy):
+        u1 = policy.velocity(x1, ones, ones, context).clamp(-velocity_clamp, velocity_clamp)
+        half = torch.full_like(ones, 0.5)
+        u_half = policy.velocity(x1 - 0.5 * u1, half, half, context).clamp(
+            -velocity_clamp, velocity_clamp)
+        return 0.5 * (u1 + u_half)
+
+
 def _interpolate(actions: torch.Tensor, noise: torch.Tensor,
                  t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``x_t`` and the target velocity ``eps - a`` for clean ``actions`` ``(B, H, D)``."""
@@ -173,9 +225,10 @@ def snapflow_loss(
     The first ``alpha * B`` rows are flow-matching samples (loss as in
     :func:`flow_matching_loss`), the others consistency samples: from ``x1 = eps`` the model's own
     two half Euler steps (``u1 = F(x1, 1, 1)``, ``u_half = F(x1 - u1 / 2, 1/2, 1/2)``, both
-    clamped, no gradient) give ``v_hat = (u1 + u_half) / 2``, and the student ``F(x1, 0, 1)`` is
-    pulled to it with weight ``lambda``. Both student queries share one forward with gradient.
-    ``context`` defaults to :func:`encode_for_training` of ``batch`` (computed once, reused for
+    clamped, no gradient, no dropout: :func:`consistency_target`) give
+    ``v_hat = (u1 + u_half) / 2``, and the student ``F(x1, 0, 1)`` is pulled to it with weight
+    ``lambda``; these rows are masked by :func:`action_dimension_mask` only. Both student
+    queries share one forward with gradient. ``context`` defaults to :func:`encode_for_training` of ``batch`` (computed once, reused for
     all queries). Metrics: ``loss``; ``fm_loss`` and ``consistency_loss`` (unweighted, mean over
     that group's samples, 0.0 when the batch has none); ``fm_fraction``.
     """
@@ -196,13 +249,7 @@ def snapflow_loss(
     if num_cons > 0:
         cons_rows = torch.arange(num_fm, batch_size, device=device)
         cons_context = context if num_fm == 0 else policy.select_context(context, cons_rows)
-        clamp = config.velocity_clamp
-        with torch.no_grad():
-            u1 = policy.velocity(x1, ones, ones, cons_context).clamp(-clamp, clamp)
-            x_half = x1 - 0.5 * u1
-            half = torch.full_like(ones, 0.5)
-            u_half = policy.velocity(x_half, half, half, cons_context).clamp(-clamp, clamp)
-            target_cons = 0.5 * (u1 + u_half)
+        target_cons = consistency_target(policy, x1, cons_context, config.velocity_clamp)
     else:
         target_cons = x1
 
@@ -212,6 +259,7 @@ def snapflow_loss(
     t_student = torch.cat([t_fm, ones])
     prediction = policy.velocity(x_student, s_student, t_student, context)
     target = torch.cat([target_fm, target_cons]).to(prediction.dtype)
+    mask = torch.cat([mask[:num_fm], action_dimension_mask(mask[num_fm:])])
     per_sample = _masked_mean_per_sample((prediction - target).pow(2), mask)
 
     weights = torch.ones(batch_size, device=per_sample.device, dtype=per_sample.dtype)

@@ -9,6 +9,9 @@ from toy_policies import ToyFlowPolicy, toy_batch
 from snapflow_ros.config_fields import ConfigError, config_from_dict
 from snapflow_ros.snapflow import (
     SnapFlowConfig,
+    action_dimension_mask,
+    consistency_target,
+    evaluation_mode,
     flow_matching_loss,
     sample_time,
     snapflow_loss,
@@ -77,7 +80,10 @@ def test_snapflow_with_alpha_one_is_the_flow_matching_loss(policy):
 
 
 def test_consistency_loss_at_init_is_a_quarter_of_the_two_step_velocity_gap(policy):
-    """With phi_s at zero, F(x1, 0, 1) = u1, so the loss is lambda / 4 * ||u1 - u_half||^2."""
+    """With phi_s at zero, F(x1, 0, 1) = u1, so the loss is lambda / 4 * ||u1 - u_half||^2.
+
+    Over every chunk step, padded ones included, but not over the padded action dimension.
+    """
     batch = toy_batch(policy, 5, generator=_seeded(1), padded_steps=1)
     config = SnapFlowConfig(alpha=0.0, consistency_weight=0.3)
     loss, metrics = snapflow_loss(policy, batch, config, generator=_seeded(4))
@@ -89,7 +95,7 @@ def test_consistency_loss_at_init_is_a_quarter_of_the_two_step_velocity_gap(poli
         context = policy.encode(batch)
         u1 = policy.velocity(x1, ones, ones, context)
         u_half = policy.velocity(x1 - 0.5 * u1, 0.5 * ones, 0.5 * ones, context)
-    gap = _masked_mean_per_sample((u1 - u_half) ** 2, mask)
+    gap = _masked_mean_per_sample((u1 - u_half) ** 2, mask.amax(dim=1, keepdim=True).expand_as(mask))
     expected = 0.3 * 0.25 * gap.mean()
     assert expected.item() > 1e-6  # the check below must not pass trivially
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
@@ -233,6 +239,9 @@ def test_predictions_at_masked_positions_get_no_gradient(policy):
     loss, _ = snapflow_loss(policy, batch, SnapFlowConfig(), generator=_seeded(2))
     loss.backward()
     (student,) = outputs
+    # Rows 0-1 are flow-matching rows (all masked positions); rows 2-3 consistency rows, whose
+    # padded steps are trained too (no ground truth there) but not the padded dimension.
+    mask = torch.cat([mask[:2], action_dimension_mask(mask[2:])])
     assert torch.count_nonzero(student.grad[mask == 0]) == 0
     assert torch.count_nonzero(student.grad[mask > 0]) > 0
 
@@ -244,3 +253,147 @@ def test_context_passed_in_is_reused_and_not_recomputed(policy):
     loss, _ = snapflow_loss(policy, batch, SnapFlowConfig(), context=context,
                             generator=_seeded(2))
     assert torch.isfinite(loss)
+
+
+# -- the two-step target: no dropout, own observations, stop-gradient; the student at s = 0 ----
+
+def _compact_with_dropout():
+    from snapflow_ros.policies.base import RobotInterface
+    from snapflow_ros.policies.compact.configuration_compact import CompactPolicyConfig
+    from snapflow_ros.policies.compact.modeling_compact import CompactFlowPolicy
+
+    torch.manual_seed(0)
+    robot = RobotInterface(joint_names=("a", "b"), camera_keys=("top",), image_height=16,
+                           image_width=16)
+    config = CompactPolicyConfig(chunk_size=4, cnn_channels=(4, 8), hidden_dim=16, num_layers=1,
+                                 num_heads=2, num_keypoints=2, time_encoding_dim=8,
+                                 target_time_hidden_dim=8, dropout=0.1)
+    policy = CompactFlowPolicy(config, robot).train()
+    with torch.no_grad():  # trained-looking weights (the output layers start at zero)
+        for parameter in policy.parameters():
+            parameter.copy_(torch.randn(parameter.shape) * 0.3)
+    generator = _seeded(1)
+    batch = {"images": {"top": torch.randint(0, 256, (4, 3, 16, 16), dtype=torch.uint8,
+                                             generator=generator)},
+             "state": torch.randn(4, 2, generator=generator),
+             "action": torch.randn(4, 4, 2, generator=generator)}
+    return policy, batch
+
+
+def test_two_step_target_runs_without_dropout_and_leaves_the_training_flags_alone():
+    policy, batch = _compact_with_dropout()
+    for parameter in policy.prefix_parameters():
+        parameter.requires_grad_(False)
+    with torch.no_grad():
+        context = policy.encode(batch)
+    x1 = torch.randn(4, 4, 2, generator=_seeded(2))
+    ones = torch.ones(4)
+    with torch.no_grad():
+        # Control: in train mode dropout does make two identical queries differ.
+        assert not torch.equal(policy.velocity(x1, ones, ones, context),
+                               policy.velocity(x1, ones, ones, context))
+    first = consistency_target(policy, x1, context, 20.0)
+    assert torch.equal(first, consistency_target(policy, x1, context, 20.0))
+    with torch.no_grad(), evaluation_mode(policy):
+        u1 = policy.velocity(x1, ones, ones, context)
+        half = torch.full((4,), 0.5)
+        u_half = policy.velocity(x1 - 0.5 * u1, half, half, context)
+    assert torch.allclose(first, 0.5 * (u1 + u_half))
+
+    policy.observation_encoder.eval()  # a part deliberately kept in eval stays in eval
+    flags = {name: module.training for name, module in policy.named_modules()}
+    assert any(flags.values()) and not all(flags.values())
+    loss_a, _ = snapflow_loss(policy, batch, SnapFlowConfig(alpha=0.0), generator=_seeded(3))
+    assert {name: module.training for name, module in policy.named_modules()} == flags
+    # The student's query keeps its dropout: the same draws give another loss.
+    loss_b, _ = snapflow_loss(policy, batch, SnapFlowConfig(alpha=0.0), generator=_seeded(3))
+    assert loss_a.item() != loss_b.item()
+
+
+def test_padded_steps_mask_the_flow_matching_rows_only():
+    """Consistency rows never read the ground truth: action_is_pad must not mask them."""
+    torch.manual_seed(0)
+    policy = ToyFlowPolicy(chunk_size=4, num_actions=2, padded_action_dim=3)
+    batch = toy_batch(policy, 6, generator=_seeded(1))
+    padded = dict(batch, action_is_pad=batch["action_is_pad"].clone())
+    padded["action_is_pad"][:, 2:] = True
+    config = SnapFlowConfig(alpha=0.5)
+    _, plain = snapflow_loss(policy, batch, config, generator=_seeded(2))
+    _, masked = snapflow_loss(policy, padded, config, generator=_seeded(2))
+    assert masked["fm_fraction"] == plain["fm_fraction"] == 0.5
+    assert masked["fm_loss"] != pytest.approx(plain["fm_loss"], rel=1e-3)
+    assert masked["consistency_loss"] == pytest.approx(plain["consistency_loss"], rel=1e-6)
+    # Padded action DIMENSIONS stay out of the consistency loss (they are never executed).
+    _, mask = policy.normalized_action_target(batch)
+    assert torch.equal(action_dimension_mask(mask), mask)
+    assert torch.equal(action_dimension_mask(policy.normalized_action_target(padded)[1]), mask)
+    assert torch.count_nonzero(mask[..., 2]) == 0
+
+
+class _ObservationVelocity(ToyFlowPolicy):
+    """A toy whose velocity is ``context * (1 + s) + x / 4``: the observation matters."""
+
+    def velocity(self, x, s, t, context):
+        del t
+        scale = (1.0 + s)[:, None, None]
+        return context[:, None, : self.action_dim] * scale + x / 4
+
+
+def _expected_consistency(context: torch.Tensor, x1: torch.Tensor, student_s: float,
+                          mask: torch.Tensor) -> torch.Tensor:
+    """Per-sample consistency loss of :class:`_ObservationVelocity` computed by hand."""
+    c = context[:, None, :x1.shape[-1]]
+    u1 = 2 * c + x1 / 4
+    x_half = x1 - 0.5 * u1
+    u_half = 1.5 * c + x_half / 4
+    target = 0.5 * (u1 + u_half)
+    student = (1 + student_s) * c + x1 / 4
+    return _masked_mean_per_sample((student - target) ** 2, mask)
+
+
+def test_consistency_targets_use_the_consistency_rows_own_observations_and_s_zero():
+    """Targets from the FM rows' observations, or the student at s = 1, give other numbers."""
+    torch.manual_seed(0)
+    policy = _ObservationVelocity(chunk_size=3, num_actions=2, state_dim=2, context_dim=4)
+    batch = toy_batch(policy, 6, generator=_seeded(1))
+    batch["state"] = torch.arange(6.0)[:, None].repeat(1, 2) - 2.5  # every row its own
+    _, metrics = snapflow_loss(policy, batch, SnapFlowConfig(alpha=0.5), generator=_seeded(2))
+
+    with torch.no_grad():
+        context = policy.encode(batch)
+    _, mask = policy.normalized_action_target(batch)
+    x1 = torch.randn(6, 3, 2, generator=_seeded(2))[3:]  # the draw order of the objective
+    own = _expected_consistency(context[3:], x1, 0.0, mask[3:]).mean().item()
+    assert metrics["consistency_loss"] == pytest.approx(own, rel=1e-5)
+    # The two bugs the test is there for would produce these numbers instead.
+    c_own = context[3:, None, :2]
+    target_from_fm_rows = (0.5 * (2 * context[:3, None, :2] + x1 / 4)
+                           + 0.5 * (1.5 * context[:3, None, :2]
+                                    + (x1 - 0.5 * (2 * context[:3, None, :2] + x1 / 4)) / 4))
+    swapped = _masked_mean_per_sample((c_own + x1 / 4 - target_from_fm_rows) ** 2,
+                                      mask[3:]).mean().item()
+    at_s_one = _expected_consistency(context[3:], x1, 1.0, mask[3:]).mean().item()
+    assert min(abs(swapped - own), abs(at_s_one - own)) > 1e-2 * own
+
+
+def test_gradient_flows_through_the_student_only():
+    """The stop-gradient: the gradient is that of ``|F(x1, 0, 1) - sg(v_hat)|^2``."""
+    torch.manual_seed(0)
+    policy = ToyFlowPolicy(chunk_size=3, num_actions=2)
+    with torch.no_grad():  # a trained phi_s, so that the student is not the target's u1
+        policy.phi_s.out.weight.normal_(0.0, 0.5)
+    batch = toy_batch(policy, 4, generator=_seeded(1))
+    config = SnapFlowConfig(alpha=0.0, consistency_weight=1.0)
+    loss, _ = snapflow_loss(policy, batch, config, generator=_seeded(2))
+    loss.backward()
+    got = {name: p.grad.clone() for name, p in policy.named_parameters() if p.grad is not None}
+    policy.zero_grad()
+
+    context = policy.encode(batch)
+    x1 = torch.randn(4, 3, 2, generator=_seeded(2))
+    ones = torch.ones(4)
+    target = consistency_target(policy, x1, context, 20.0).detach()
+    student = policy.velocity(x1, torch.zeros(4), ones, context)
+    ((student - target) ** 2).mean().backward()
+    for name, parameter in policy.named_parameters():
+        assert torch.allclose(got[name], parameter.grad, atol=1e-7), name
