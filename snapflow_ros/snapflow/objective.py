@@ -228,9 +228,10 @@ def snapflow_loss(
     clamped, no gradient, no dropout: :func:`consistency_target`) give
     ``v_hat = (u1 + u_half) / 2``, and the student ``F(x1, 0, 1)`` is pulled to it with weight
     ``lambda``; these rows are masked by :func:`action_dimension_mask` only. Both student
-    queries share one forward with gradient. ``context`` defaults to :func:`encode_for_training` of ``batch`` (computed once, reused for
-    all queries). Metrics: ``loss``; ``fm_loss`` and ``consistency_loss`` (unweighted, mean over
-    that group's samples, 0.0 when the batch has none); ``fm_fraction``.
+    queries share one forward with gradient. ``context`` defaults to :func:`encode_for_training`
+    of ``batch`` (computed once, reused for all queries). Metrics: ``loss``; ``fm_loss`` and
+    ``consistency_loss`` (unweighted, mean over that group's samples, 0.0 when the batch has
+    none); ``fm_fraction``.
     """
     actions, mask = policy.normalized_action_target(batch)
     if context is None:

@@ -95,7 +95,8 @@ def test_consistency_loss_at_init_is_a_quarter_of_the_two_step_velocity_gap(poli
         context = policy.encode(batch)
         u1 = policy.velocity(x1, ones, ones, context)
         u_half = policy.velocity(x1 - 0.5 * u1, 0.5 * ones, 0.5 * ones, context)
-    gap = _masked_mean_per_sample((u1 - u_half) ** 2, mask.amax(dim=1, keepdim=True).expand_as(mask))
+    every_step = mask.amax(dim=1, keepdim=True).expand_as(mask)
+    gap = _masked_mean_per_sample((u1 - u_half) ** 2, every_step)
     expected = 0.3 * 0.25 * gap.mean()
     assert expected.item() > 1e-6  # the check below must not pass trivially
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
