@@ -284,6 +284,7 @@ def write_demo_bag(
     camera_gaps: Sequence[tuple[float, float]] = (),
     latency_s: float = 0.002,
     camera_latency_s: float | None = None,
+    extra_messages: Sequence[tuple[str, str, int, object]] = (),
 ) -> DemoBag:
     """Record a synthetic demonstration of ``n_steps / rate_hz`` seconds and return its content.
 
@@ -293,7 +294,8 @@ def write_demo_bag(
     the cameras only. ``marker`` writes ``(time_s, value)`` on ``marker_topic`` (Bool for bool
     values, String otherwise).
     ``encoding`` is rgb8, bgr8, mono8, rgba8, bgra8 (sensor_msgs/Image) or jpeg / png
-    (sensor_msgs/CompressedImage).
+    (sensor_msgs/CompressedImage). ``extra_messages`` are ``(topic, msgtype, receive_ns,
+    message)`` tuples written as they are (topics no config reads).
     """
     duration = n_steps / rate_hz
     joint_names = tuple(joint_names)
@@ -364,9 +366,42 @@ def write_demo_bag(
                 messages.append((marker_topic, STRING, int(stamp), string_message(str(value))))
         topics[marker_topic] = WrittenTopic(marker_topic, "", receive, None, values)
 
+    messages.extend(extra_messages)
     bag_path = write_bag(path, messages, storage=storage, compression=compression)
     return DemoBag(
         path=bag_path, topics=topics, joint_names=joint_names,
         camera_topics=tuple(camera_topics), state_topic=state_topic, action_topic=action_topic,
         action_type=action_type, task_topic=task_topic if with_task else "", task=task,
         rate_hz=rate_hz, image_size=tuple(image_size))
+
+
+# The follower's joint_state_broadcaster names its joints in URDF order, with a joint the leader
+# arm does not have; the leader publishes the arm joints in its own order.
+RECORDED_JOINTS = ("shoulder", "elbow", "gripper")
+RECORDED_STATE_ORDER = ("gripper", "wrist_camera_tilt", "shoulder", "elbow")
+
+
+def write_recorded_bag(path: str | Path, *, storage: str = "sqlite3", n_steps: int = 40,
+                       **overrides) -> DemoBag:
+    """A leader / follower teleoperation as ``ros2 bag record -a`` stores it.
+
+    Types only in the bag's metadata; follower ``/joint_states`` with an extra joint and its
+    own joint order; the leader arm's ``sensor_msgs/JointState`` on ``/leader/joint_states``
+    as the action; one camera, also republished as ``<topic>/compressed``; ``/task`` and a
+    latched ``/robot_description`` string. The returned config reads the action type from
+    the bag (``action_type`` auto).
+    """
+    camera = overrides.pop("camera_topics", ("/camera/top/image_raw",))[0]
+    receive = int(_ns(0.0))
+    extra = [("/robot_description", STRING, receive, string_message("<robot name='arm'/>"))]
+    for index in range(int(n_steps * 30 / 50)):
+        stamp = int(_ns(index / 30.0))
+        extra.append((camera + "/compressed", COMPRESSED_IMAGE, stamp + 3_000_000,
+                      compressed_image_message(demo_image(index, (24, 32)), "jpeg", stamp)))
+    settings = dict(storage=storage, n_steps=n_steps, joint_names=RECORDED_JOINTS,
+                    state_name_order=RECORDED_STATE_ORDER, camera_topics=(camera,),
+                    action_topic="/leader/joint_states", action_type="joint_state",
+                    extra_messages=extra)
+    settings.update(overrides)
+    bag = write_demo_bag(path, **settings)
+    return dataclasses.replace(bag, action_type="auto")

@@ -421,8 +421,7 @@ def _expected_types(config: BagTopicsConfig, present: dict[str, str],
         types[config.action_topic] = (ACTION_MSGTYPES[action_type],)
     elif config.action_topic != config.state_topic:
         types[config.action_topic] = ()  # reported as missing below
-    elif config.action_type not in ("auto", "joint_state"):
-        resolve_action_type(path, config, JOINT_STATE)  # raises: the state is a JointState
+    # action_topic == state_topic: a JointState (BagTopicsConfig allows no other type there).
     if config.task_topic:
         types[config.task_topic] = (STRING,)
     if config.episode_marker_topic:

@@ -6,12 +6,15 @@ import numpy as np
 import pytest
 from bag_fixtures import (
     JOINT_STATE,
+    RECORDED_JOINTS,
+    RECORDED_STATE_ORDER,
     demo_image,
     image_message,
     joint_state_message,
     truncate_bag,
     write_bag,
     write_demo_bag,
+    write_recorded_bag,
 )
 
 from snapflow_ros.data.bag_reader import (
@@ -220,6 +223,63 @@ def test_wrong_message_type_names_expected_and_found_types(tmp_path):
     with pytest.raises(MessageTypeError, match="JointTrajectory") as info:
         read_bag(bag.path, bag.config(action_type="joint_trajectory"))
     _assert_names(info.value, bag.path, "/leader/joint_states")
+
+
+# ------------------------------------------------------------------- types from the bag
+
+@pytest.mark.parametrize("action_type, action_topic", [
+    ("joint_state", "/leader/joint_states"), ("joint_trajectory", "/joint_trajectory"),
+    ("float64_multi_array", "/command")])
+def test_the_action_type_comes_from_the_bag(tmp_path, action_type, action_topic):
+    bag = write_demo_bag(tmp_path / "demo", n_steps=6, action_type=action_type,
+                         action_topic=action_topic)
+    streams = read_bag(bag.path, bag.config(action_type="auto"))
+    np.testing.assert_allclose(streams.action.values, bag.topics[action_topic].values,
+                               rtol=1e-6)
+    assert streams.action.msgtype == bag.topics[action_topic].msgtype
+
+
+def test_a_recording_as_ros2_bag_record_makes_it_reads_without_type_settings(tmp_path):
+    bag = write_recorded_bag(tmp_path / "recorded", n_steps=10)
+    config = bag.config()
+    assert config.action_type == "auto"
+    streams = read_bag(bag.path, config)
+    # Every state joint, extra one included, in the follower's order; the leader's joints
+    # lined up with the state's order.
+    assert streams.state_names == RECORDED_STATE_ORDER
+    assert streams.action_names == ("gripper", "shoulder", "elbow")
+    written = bag.topics["/leader/joint_states"].values  # columns in RECORDED_JOINTS order
+    order = [RECORDED_JOINTS.index(n) for n in streams.action_names]
+    np.testing.assert_allclose(streams.action.values, written[:, order], rtol=1e-6)
+    state = bag.topics["/joint_states"].values
+    np.testing.assert_allclose(streams.state.values[:, 2], state[:, 0], rtol=1e-6)
+    assert not streams.state.values[:, 1].any()  # the extra joint, recorded as 0
+
+
+@pytest.mark.parametrize("requested, requested_msgtype", [
+    ("joint_trajectory", "trajectory_msgs/msg/JointTrajectory"),
+    ("float64_multi_array", "std_msgs/msg/Float64MultiArray")])
+def test_an_explicit_action_type_that_disagrees_with_the_bag_names_both(tmp_path, requested,
+                                                                        requested_msgtype):
+    bag = write_recorded_bag(tmp_path / "recorded", n_steps=4)
+    with pytest.raises(MessageTypeError) as info:
+        read_bag(bag.path, bag.config(action_type=requested))
+    _assert_names(info.value, bag.path, "/leader/joint_states")
+    message = str(info.value)
+    assert f"{JOINT_STATE} in the bag" in message
+    assert requested in message and requested_msgtype in message
+    # The matching override is accepted.
+    assert read_bag(bag.path, bag.config(action_type="joint_state")).action_names
+
+
+def test_an_action_topic_of_a_non_action_type_is_refused(tmp_path):
+    bag = write_recorded_bag(tmp_path / "recorded", n_steps=4)
+    with pytest.raises(MessageTypeError, match="not an action message") as info:
+        read_bag(bag.path, bag.config(action_topic="/robot_description"))
+    _assert_names(info.value, bag.path, "/robot_description")
+    # The measured state as the action is a JointState by definition: auto reads it.
+    streams = read_bag(bag.path, bag.config(action_topic="/joint_states"))
+    assert streams.action_names == RECORDED_STATE_ORDER
 
 
 # ------------------------------------------------------------------------------- damage

@@ -6,11 +6,13 @@ import logging
 
 import numpy as np
 import pytest
-from bag_fixtures import truncate_bag, write_demo_bag
+from bag_fixtures import RECORDED_STATE_ORDER, truncate_bag, write_demo_bag, write_recorded_bag
 
 import snapflow_ros.data.episode_cache as episode_cache
 import snapflow_ros.data.episodes as episodes_module
+from snapflow_ros.config_fields import config_from_dict
 from snapflow_ros.data.bag_reader import BagError, CorruptBagError, MissingTopicError
+from snapflow_ros.data.config import BagTopicsConfig
 from snapflow_ros.data.episodes import load_episodes
 
 
@@ -193,3 +195,23 @@ def test_default_config_reads_the_simulator_recordings(tmp_path):
     np.testing.assert_allclose(episode.state, demo.qpos, rtol=1e-6)
     np.testing.assert_allclose(episode.action, demo.actions, rtol=1e-6)
     assert episode.task and len(episode.state_names) == 14
+
+
+def test_recordings_as_ros2_bag_record_makes_them_load_with_topics_only(tmp_path):
+    folder = tmp_path / "recorded"
+    bags = [write_recorded_bag(folder / "ep0", n_steps=20),
+            write_recorded_bag(folder / "ep1", storage="mcap", n_steps=15)]
+    # What `snapflow train --camera-topic ... --state-topic ... --action-topic ...` builds.
+    config = config_from_dict(BagTopicsConfig, {
+        "camera_topics": ["/camera/top/image_raw"], "state_topic": "/joint_states",
+        "action_topic": "/leader/joint_states", "task_topic": "/task",
+        "image_height": 24, "image_width": 32, "min_episode_steps": 1})
+    episodes, summary = load_episodes(folder, config, progress=False)
+    assert [len(e) for e in episodes] == [20, 15]
+    assert all(e.state_names == RECORDED_STATE_ORDER for e in episodes)
+    assert all(e.action_names == ("gripper", "shoulder", "elbow") for e in episodes)
+    assert episodes[0].state.shape == (20, 4) and episodes[0].action.shape == (20, 3)
+    # The action's gripper column is the leader's gripper, lined up with the state's.
+    leader = bags[0].topics["/leader/joint_states"].values
+    np.testing.assert_allclose(episodes[0].action[:, 0], leader[:20, 2], rtol=1e-5)
+    assert summary.topic_messages["/leader/joint_states"] == 35
