@@ -5,14 +5,15 @@
 Examples (one command each)::
 
     snapflow train --bags demos/ --camera-topic /cam_high/image_raw --state-topic /joint_states
-        --action-topic /leader/joint_states --action-type joint_state --stage teacher
-        --out runs/teacher
+        --action-topic /leader/joint_states --stage teacher --out runs/teacher
     snapflow train --bags demos/ --config config/train.yaml --stage snapflow
         --init runs/teacher --out runs/snapflow
 
-Flags override ``--config``; ``--set key=value`` overrides both (``train.``, ``data.``, ``policy.``
-prefixes pick a section; a bare key goes to the job, data or train settings that have it, else
-to the policy config). Exit codes: 0 done, 2 bad input (one line naming the file, topic or
+Message types come from the bags (``--action-type`` only overrides, and must agree);
+``snapflow bags info PATH`` prints the flags that read a recording. Flags override ``--config``;
+``--set key=value`` overrides both (``train.``, ``data.``, ``policy.`` prefixes pick a section;
+a bare key goes to the job, data or train settings that have it, else to the policy config).
+Exit codes: 0 done, 2 bad input (one line naming the file, topic or
 mismatch; nothing written), 130 interrupted (Ctrl-C, SIGTERM or SIGHUP: after a final
 checkpoint; a second one: at once).
 """
