@@ -31,7 +31,7 @@ from snapflow_ros.policies.compact.configuration_compact import CompactPolicyCon
 from snapflow_ros.policies.compact.modeling_compact import CompactFlowPolicy
 from snapflow_ros.policies.normalization import NormalizationStats
 from snapflow_ros.snapflow.sampler import predict_action_chunk, sample_chunk
-from snapflow_ros.training.config import TrainConfig
+from snapflow_ros.training.config import TrainConfig, training_defaults
 from snapflow_ros.training.trainer import run_training
 
 DEMO_ROBOT = RobotInterface(
@@ -149,8 +149,9 @@ def inference_latency(step_counts: list[int], warmup: int, iterations: int,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch-size", type=int, default=TrainConfig().batch_size,
-                        help="training batch size (default: TrainConfig's)")
+    parser.add_argument("--batch-size", type=int,
+                        default=training_defaults("compact").batch_size,
+                        help="training batch size (default: the compact policy's)")
     parser.add_argument("--train-steps", type=int, default=20, help="timed training steps")
     parser.add_argument("--train-warmup", type=int, default=3, help="untimed training steps")
     parser.add_argument("--iterations", type=int, default=100, help="timed inference calls")

@@ -301,8 +301,9 @@ def render_ros_params_yaml(node_name: str, config: Any, *, header: str = "") -> 
         if isinstance(value, tuple):
             value = list(value)
         rendered = yaml.safe_dump({name: value}, default_flow_style=True, width=1000)
-        # rcl's parameter-file parser rejects empty lists (no element type): leave them unset.
-        prefix = "    # " if value == [] else "    "
+        # rcl's parameter-file parser rejects empty lists (no element type) and has no null
+        # (a field whose None means "the default applies"): leave them unset.
+        prefix = "    # " if value == [] or value is None else "    "
         lines.append(prefix + rendered.strip()[1:-1])
     return "\n".join(lines) + "\n"
 

@@ -78,7 +78,9 @@ def render_params_yaml() -> str:
         "Parameters of the snapflow_trainer node (python -m snapflow_ros.nodes.train_node\n"
         "--ros-args --params-file config/train.yaml -p bags:=[demos/] -p out_dir:=runs/teacher).\n"
         "The same file configures the command line: snapflow train --config config/train.yaml.\n"
-        "Empty lists are commented out (a ROS parameter file cannot hold an empty list).\n"
+        "Empty lists and unset values are commented out (a ROS parameter file holds neither).\n"
+        "Unset recipe values (batch_size, lr, weight_decay, warmup_steps, min_lr_fraction,\n"
+        "grad_clip) take the policy's default (snapflow_ros.training.config.TRAINING_DEFAULTS).\n"
         "Generated from the config classes by snapflow_ros.nodes.train_node.render_params_yaml.")
     return render_train_params_yaml(PARAMETER_CONFIGS[3:], header=header)
 

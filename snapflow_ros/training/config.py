@@ -1,6 +1,12 @@
 # Copyright 2026 The snapflow_ros Authors
 # SPDX-License-Identifier: Apache-2.0
-"""Configuration of a training run: the teacher (flow matching) or SnapFlow stage."""
+"""Configuration of a training run: the teacher (flow matching) or SnapFlow stage.
+
+The optimisation recipe (learning rate, batch size, warm-up, clipping, weight decay, final lr)
+depends on the policy: :data:`TRAINING_DEFAULTS` holds each backend's. A :class:`TrainConfig`
+field left unset (None; an unset ROS parameter; no flag) takes the backend's value in
+:meth:`TrainConfig.for_policy`; a value the user gave is kept as given.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +19,57 @@ TRAINING_STAGES = ("teacher", "snapflow")
 
 
 @dataclasses.dataclass(frozen=True)
+class TrainingDefaults:
+    """One backend's optimisation recipe: the :class:`TrainConfig` values the user did not set."""
+
+    lr: float
+    batch_size: int
+    warmup_steps: int
+    grad_clip: float
+    weight_decay: float
+    min_lr_fraction: float
+    schedule_steps: int = 0
+    """Run length the warm-up is quoted for: a shorter run scales the default warm-up by
+    ``steps / schedule_steps``, as LeRobot's cosine schedule does (0: never scaled)."""
+    source: str = ""
+    """Where the numbers come from."""
+
+
+_VLA_SOURCE = ("SnapFlow paper (AdamW, lr 2.5e-5, clip 1.0, batch 4); LeRobot 0.6.1 pi0 / pi05 "
+               "config (warm-up 1000 of 30000 decay steps, decay to 2.5e-6, weight decay 0.01)")
+_VLA_DEFAULTS = TrainingDefaults(lr=2.5e-5, batch_size=4, warmup_steps=1000, grad_clip=1.0,
+                                 weight_decay=0.01, min_lr_fraction=0.1, schedule_steps=30000,
+                                 source=_VLA_SOURCE)
+COMPACT_DEFAULTS = TrainingDefaults(
+    lr=3e-4, batch_size=32, warmup_steps=100, grad_clip=1.0, weight_decay=1e-4,
+    min_lr_fraction=0.05, source="the compact policy's own scale (trained from scratch)")
+TRAINING_DEFAULTS: dict[str, TrainingDefaults] = {
+    "compact": COMPACT_DEFAULTS,
+    # LeRobot's SmolVLA config itself says lr 1e-4, clip 10, weight decay 1e-10; the paper
+    # fine-tunes SmolVLA with the same recipe as pi0.5, which is what SnapFlow needs here.
+    "smolvla": dataclasses.replace(_VLA_DEFAULTS, weight_decay=1e-10, source=_VLA_SOURCE.replace(
+        "weight decay 0.01", "SmolVLA config's weight decay 1e-10")),
+    "pi0": _VLA_DEFAULTS,
+    "pi05": _VLA_DEFAULTS,
+}
+"""Each policy type's recipe; any other type (a test or third-party backend) gets compact's."""
+
+_RECIPE_FIELDS = ("lr", "batch_size", "warmup_steps", "grad_clip", "weight_decay",
+                  "min_lr_fraction")
+
+
+def training_defaults(policy_type: str) -> TrainingDefaults:
+    """The recipe of ``policy_type`` (:data:`TRAINING_DEFAULTS`; compact's for other types)."""
+    return TRAINING_DEFAULTS.get(policy_type, COMPACT_DEFAULTS)
+
+
+def _recipe_note(what: str) -> str:
+    values = ", ".join(f"{name} {getattr(d, what)}" for name, d in TRAINING_DEFAULTS.items()
+                       if name != "pi05")
+    return f" Unset: the policy's default ({values.replace('pi0', 'pi0 / pi05')})."
+
+
+@dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Optimisation, validation, checkpointing and SnapFlow settings of one training run."""
 
@@ -20,15 +77,23 @@ class TrainConfig:
                        "observation encoder and self-distil to one step.", choices=TRAINING_STAGES)
     steps: int = param(3000, "Total optimiser steps of the run (a resumed run counts on).",
                        low=1)
-    batch_size: int = param(32, "Samples per optimiser step (per process when distributed).",
-                            low=1)
-    lr: float = param(3e-4, "Peak learning rate of AdamW.", low=0.0, high=1.0)
-    weight_decay: float = param(1e-4, "AdamW weight decay (matrices and kernels only).",
-                                low=0.0, high=1.0)
-    warmup_steps: int = param(100, "Linear learning-rate warm-up steps.", low=0)
-    min_lr_fraction: float = param(
-        0.05, "Cosine decay ends at this fraction of lr.", low=0.0, high=1.0)
-    grad_clip: float = param(1.0, "Gradient norm clip (0 disables).", low=0.0)
+    batch_size: int | None = param(
+        None, "Samples per optimiser step (per process when distributed)."
+        + _recipe_note("batch_size"), low=1)
+    lr: float | None = param(None, "Peak learning rate of AdamW." + _recipe_note("lr"),
+                             low=0.0, high=1.0)
+    weight_decay: float | None = param(
+        None, "AdamW weight decay (matrices and kernels only)." + _recipe_note("weight_decay"),
+        low=0.0, high=1.0)
+    warmup_steps: int | None = param(
+        None, "Linear learning-rate warm-up steps." + _recipe_note("warmup_steps")
+        + " A VLA's default is for 30000 steps; a shorter run scales it down (as LeRobot).",
+        low=0)
+    min_lr_fraction: float | None = param(
+        None, "Cosine decay ends at this fraction of lr." + _recipe_note("min_lr_fraction"),
+        low=0.0, high=1.0)
+    grad_clip: float | None = param(
+        None, "Gradient norm clip (0 disables)." + _recipe_note("grad_clip"), low=0.0)
     val_fraction: float = param(
         0.1, "Fraction of episodes the caller holds out for validation (split by episode, not "
         "by sample, by whoever builds the datasets).", low=0.0, high=0.9)
@@ -66,6 +131,23 @@ class TrainConfig:
             raise ConfigError(f"velocity_clamp={self.velocity_clamp!r}: must be > 0")
         if not self.val_num_steps:
             raise ConfigError("val_num_steps must list at least one step count")
+
+    def for_policy(self, policy_type: str) -> TrainConfig:
+        """These settings with every unset recipe field taken from ``policy_type``'s defaults.
+
+        Values already set are kept (a user's flag, YAML key or ``--set`` wins). Idempotent.
+        """
+        defaults = training_defaults(policy_type)
+        changes = {name: getattr(defaults, name) for name in _RECIPE_FIELDS
+                   if getattr(self, name) is None}
+        if "warmup_steps" in changes and 0 < self.steps < defaults.schedule_steps:
+            changes["warmup_steps"] = int(defaults.warmup_steps * self.steps
+                                          / defaults.schedule_steps)
+        return dataclasses.replace(self, **changes) if changes else self
+
+    def unset_recipe_fields(self) -> tuple[str, ...]:
+        """The recipe fields still unset (a policy's default applies): empty once resolved."""
+        return tuple(name for name in _RECIPE_FIELDS if getattr(self, name) is None)
 
     def snapflow_config(self):  # -> SnapFlowConfig; imported lazily to keep this module light
         """The :class:`~snapflow_ros.snapflow.objective.SnapFlowConfig` of these settings."""

@@ -7,8 +7,10 @@ The same job runs from the command line (:mod:`snapflow_ros.cli.train`) and from
 
 :func:`run_train_job` finds the bags, loads their episodes (and reports what was read before any
 training starts), splits them by episode, computes normalisation statistics on the training
-split, builds the policy (from scratch, from a pretrained LeRobot checkpoint, or from an
-``init_checkpoint`` whose robot interface must match the bags) and runs
+split, computes the training recipe (each setting the user left unset takes the policy type's
+default: :data:`~snapflow_ros.training.config.TRAINING_DEFAULTS`), builds the policy (from
+scratch, from a pretrained LeRobot checkpoint, or from an ``init_checkpoint`` whose robot
+interface must match the bags) and runs
 :func:`~snapflow_ros.training.trainer.run_training`.
 
 :class:`TrainJobConfig` is loaded from YAML in either of two forms (:func:`load_train_job_yaml`):
@@ -344,6 +346,24 @@ def _build_new_policy(job: TrainJobConfig, kind: str, robot, stats, overrides: d
     return new_policy(kind, config, robot, stats)
 
 
+def _with_policy_recipe(job: TrainJobConfig, kind: str,
+                        log: Callable[[str], None]) -> TrainJobConfig:
+    """``job`` with the unset recipe fields of its train settings taken from ``kind``'s defaults.
+
+    What the user set (flag, YAML key, ``--set``, ROS parameter) is kept; the log line says
+    which values are the policy's defaults.
+    """
+    from snapflow_ros.training.config import training_defaults
+
+    unset = job.train.unset_recipe_fields()
+    train = job.train.for_policy(kind)
+    if unset:
+        values = ", ".join(f"{name} {getattr(train, name)}" for name in unset)
+        log(f"training recipe: {kind} defaults for {values} ({training_defaults(kind).source}); "
+            "set them with --lr / --batch-size / --set train.<name>=...")
+    return dataclasses.replace(job, train=train)
+
+
 def run_train_job(
     job: TrainJobConfig,
     *,
@@ -380,6 +400,7 @@ def run_train_job(
     kind = "compact" if job.policy_type == "auto" else job.policy_type
     if job.init_checkpoint:
         init_info, kind, init_robot, data = _init_robot_and_data(job, log)
+    job = _with_policy_recipe(job, kind, log)
 
     episodes, summary = load_episodes(list(job.bags), data, progress=progress,
                                       cache_dir=job.cache_dir or None)

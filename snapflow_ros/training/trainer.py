@@ -348,12 +348,17 @@ def run_training(
 ) -> TrainResult:
     """Train ``policy`` in place for ``config.steps`` steps; checkpoints go to ``out_dir``.
 
+    Unset recipe fields of ``config`` (lr, batch size, ...) take the policy type's
+    :func:`~snapflow_ros.training.config.training_defaults`.
+
     ``resume`` continues from ``out_dir``'s latest checkpoint (a fresh start if it has none).
     ``on_progress(dict)`` gets ``step``, ``steps``, ``loss``, ``lr``, ``samples_per_s`` and
     ``eta_s`` after every step; ``on_checkpoint(path)`` after every checkpoint;
     ``should_stop()`` is polled every step and ends the run after writing a checkpoint.
     """
     started = time.perf_counter()
+    # Recipe fields the caller left unset take the policy's defaults (recorded in checkpoints).
+    config = config.for_policy(policy.policy_type)
     out_dir = Path(out_dir)
     dist = _Distributed.from_environment()
     device = resolve_device(config.device, dist.local_rank)

@@ -105,8 +105,8 @@ def test_parameter_file_documents_every_declared_parameter_and_loads():
     declared = [f.name for cls in PARAMETER_CONFIGS for f in ros_fields(cls)]
     assert len(declared) == len(set(declared)), "parameter names must be unique"
     listed = set(yaml.safe_load(text)[NODE]["ros__parameters"])
-    # Empty lists cannot be in a ROS parameter file: they are listed as comments.
-    listed |= set(re.findall(r"^    # (\w+): \[\]$", text, flags=re.MULTILINE))
+    # Empty lists and unset values cannot be in a ROS parameter file: listed as comments.
+    listed |= set(re.findall(r"^    # (\w+): (?:\[\]|null)$", text, flags=re.MULTILINE))
     assert listed == set(declared)
     for name in declared:  # each documented on the line above it
         assert re.search(rf"^    # .+\n    (# )?{name}: ", text, flags=re.MULTILINE), name

@@ -224,3 +224,44 @@ def test_policy_path_must_be_a_lerobot_checkpoint_for_a_lerobot_policy(bags, tmp
     with pytest.raises(ConfigError, match=r"not a local LeRobot checkpoint.*config\.json"):
         run_train_job(job, progress=False, log=lambda _: None)
     assert not (tmp_path / "run").exists()
+
+
+class _Captured(Exception):
+    """Raised by the stand-in trainer once it has the settings it would train with."""
+
+
+@pytest.mark.parametrize("flags, lr", [([], 2.5e-5), (["--lr", "1e-4"], 1e-4)])
+def test_snapflow_train_policy_smolvla_uses_its_recipe_unless_a_flag_says_otherwise(
+        bags, tmp_path, monkeypatch, flags, lr):
+    """``snapflow train --policy smolvla``: lr etc. from smolvla's defaults; ``--lr`` wins."""
+    from snapflow_ros.cli import build_parser
+    from snapflow_ros.cli.train import job_from_args
+    from snapflow_ros.policies.registry import new_policy
+    from snapflow_ros.training import train_job, trainer
+
+    args = build_parser().parse_args([
+        "train", "--bags", str(bags), "--out", str(tmp_path / "run"), "--stage", "teacher",
+        "--policy", "smolvla", "--camera-topic", CAMERA, "--action-topic",
+        "/leader/joint_states", "--set", "data.image_height=16", "--set",
+        "data.image_width=16", "--set", "task_topic=/task", *flags])
+    job, _ = job_from_args(args)
+    assert job.policy_type == "smolvla" and job.train.lr == (None if not flags else lr)
+    # Stand-ins for the VLA (a tiny compact policy) and for the training loop.
+    monkeypatch.setattr(train_job, "_build_new_policy", lambda job, kind, robot, stats, o:
+                        new_policy("compact", TINY_POLICY, robot, stats))
+    seen = {}
+
+    def capture(policy, train_set, val_set, config, out_dir, **kwargs):
+        seen["config"] = config
+        raise _Captured
+
+    monkeypatch.setattr(trainer, "run_training", capture)
+    lines = []
+    with pytest.raises(_Captured):
+        run_train_job(job, progress=False, log=lines.append)
+    config = seen["config"]
+    assert config.lr == lr
+    assert (config.batch_size, config.grad_clip, config.warmup_steps) == (4, 1.0, 100)
+    recipe_line = next(line for line in lines if line.startswith("training recipe"))
+    defaulted = recipe_line.split(" (")[0]  # the values taken from the defaults, then the source
+    assert "smolvla defaults" in defaulted and ("lr 2.5e-05" in defaulted) == (not flags)
