@@ -39,7 +39,10 @@ MAX_DIM = 8
 ROBOT = RobotInterface(joint_names=("shoulder", "elbow", "gripper"), camera_keys=("top",),
                        image_height=48, image_width=64)
 STATS = NormalizationStats(state_mean=[0.1, -0.2, 0.5], state_std=[0.5, 0.4, 0.3],
-                           action_mean=[0.0, 0.3, -0.1], action_std=[0.6, 0.2, 0.9])
+                           action_mean=[0.0, 0.3, -0.1], action_std=[0.6, 0.2, 0.9],
+                           state_q01=[-1.1, -1.1, -0.2], state_q99=[1.3, 0.7, 1.2],
+                           action_q01=[-1.4, -0.2, -2.2], action_q99=[1.4, 0.8, 2.0])
+"""Mean / std (SmolVLA, PI0) and q01 / q99 (PI05's QUANTILES) of a robot's state and action."""
 STOCK = {
     "smolvla": (SmolVLAConfig, SmolVLAPolicy, None),
     "pi0": (PI0Config, PI0Policy, modeling_pi0),

@@ -147,6 +147,8 @@ def split_episodes(episodes: Sequence[Episode], val_fraction: float | None = Non
 def compute_normalization_stats(train_episodes: Sequence[Episode]):
     """Normalisation statistics of every frame's state and action in ``train_episodes``.
 
+    Mean / std, min / max and q01 / q99 (PI05 normalises with the quantiles).
+
     Returns :class:`~snapflow_ros.policies.normalization.NormalizationStats`; pass the training
     split only, so validation data never shapes the normalisation.
     """

@@ -1,10 +1,14 @@
 # Copyright 2026 The snapflow_ros Authors
 # SPDX-License-Identifier: Apache-2.0
-"""Mean / standard-deviation statistics that map robot units to the policy's normalised space.
+"""Statistics that map robot units to the policy's normalised space.
 
-The statistics are computed once from the training data, stored inside every checkpoint
-(``normalization.json`` and as buffers in the weights) and never recomputed at deployment. This
-module uses numpy only, so the data pipeline can build statistics without importing torch.
+Mean / std for every policy, plus min / max and the 1st / 99th percentiles (``q01`` / ``q99``,
+LeRobot's ``QUANTILES`` mode, which PI05 uses to put the state into its prompt as 256 bins over
+[-1, 1]). The statistics are computed once from the training data, stored inside every
+checkpoint (``normalization.json``, and as buffers in a compact policy's weights) and never
+recomputed at deployment. Checkpoints written before the quantiles existed load with those
+fields None. This module uses numpy only, so the data pipeline can build statistics without
+importing torch.
 """
 
 from __future__ import annotations
@@ -21,20 +25,41 @@ DEFAULT_MIN_STD = 1e-2
 must not turn a millimetre of sensor noise into a huge normalised input."""
 
 _FIELDS = ("state_mean", "state_std", "action_mean", "action_std")
+_OPTIONAL_KINDS = ("min", "max", "q01", "q99")
+"""Statistics a checkpoint may lack (written before they were computed): LeRobot's stats keys."""
+_OPTIONAL_FIELDS = tuple(f"{prefix}_{kind}" for prefix in ("state", "action")
+                         for kind in _OPTIONAL_KINDS)
+_ALL_FIELDS = _FIELDS + _OPTIONAL_FIELDS
+QUANTILES = (0.01, 0.99)
+"""The quantiles stored as ``q01`` / ``q99`` (LeRobot's ``QUANTILES`` normalisation bounds)."""
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class NormalizationStats:
-    """Per-dimension mean and std of the state ``(S,)`` and the action ``(A,)``, float32."""
+    """Per-dimension statistics of the state ``(S,)`` and the action ``(A,)``, float32.
+
+    Mean and std are always there; min / max / q01 / q99 are None in statistics written before
+    they were computed.
+    """
 
     state_mean: np.ndarray
     state_std: np.ndarray
     action_mean: np.ndarray
     action_std: np.ndarray
+    state_min: np.ndarray | None = None
+    state_max: np.ndarray | None = None
+    state_q01: np.ndarray | None = None
+    state_q99: np.ndarray | None = None
+    action_min: np.ndarray | None = None
+    action_max: np.ndarray | None = None
+    action_q01: np.ndarray | None = None
+    action_q99: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        for name in _FIELDS:
+        for name in _ALL_FIELDS:
             value = getattr(self, name)
+            if value is None and name in _OPTIONAL_FIELDS:
+                continue
             try:
                 array = np.asarray(value, dtype=np.float32).reshape(-1).copy()
             except (TypeError, ValueError) as exc:
@@ -52,6 +77,33 @@ class NormalizationStats:
                 )
             if np.any(std <= 0):
                 raise ConfigError(f"NormalizationStats.{prefix}_std must be > 0: {std}")
+            for kind in _OPTIONAL_KINDS:
+                value = getattr(self, f"{prefix}_{kind}")
+                if value is not None and value.shape != mean.shape:
+                    raise ConfigError(
+                        f"NormalizationStats: {prefix}_mean has {mean.size} values but "
+                        f"{prefix}_{kind} has {value.size}")
+            for low, high in (("min", "max"), ("q01", "q99")):
+                lo, hi = getattr(self, f"{prefix}_{low}"), getattr(self, f"{prefix}_{high}")
+                if (lo is None) != (hi is None):
+                    raise ConfigError(f"NormalizationStats: {prefix}_{low} and {prefix}_{high} "
+                                      "must be given together")
+                if lo is not None and np.any(hi < lo):
+                    raise ConfigError(f"NormalizationStats.{prefix}_{high} must be >= "
+                                      f"{prefix}_{low}")
+
+    def has(self, kind: str) -> bool:
+        """Whether the state and the action both carry statistic ``kind`` (``q01``, ``min`` ...)."""
+        if kind in ("mean", "std"):
+            return True
+        return all(getattr(self, f"{prefix}_{kind}", None) is not None
+                   for prefix in ("state", "action"))
+
+    def lerobot_stats(self, prefix: str) -> dict[str, np.ndarray]:
+        """``state`` or ``action`` statistics under LeRobot's stats keys (mean, std, q01 ...)."""
+        stats = {kind: getattr(self, f"{prefix}_{kind}") for kind in ("mean", "std")
+                 + _OPTIONAL_KINDS}
+        return {kind: value for kind, value in stats.items() if value is not None}
 
     @property
     def state_dim(self) -> int:
@@ -66,7 +118,12 @@ class NormalizationStats:
     @classmethod
     def from_arrays(cls, states: Any, actions: Any, *,
                     min_std: float = DEFAULT_MIN_STD) -> NormalizationStats:
-        """Statistics of ``states (N, S)`` and ``actions (N, A)``; std floored at ``min_std``."""
+        """Statistics of ``states (N, S)`` and ``actions (N, A)``; std floored at ``min_std``.
+
+        The quantiles are exact (``np.quantile``, linear interpolation), where LeRobot's dataset
+        tools estimate them from histograms. A min..max or q01..q99 range narrower than
+        ``2 * min_std`` is widened to that about its middle, for the reason of the std floor.
+        """
         if not min_std > 0:
             raise ConfigError(f"min_std={min_std!r}: must be > 0")
         stats = {}
@@ -82,30 +139,48 @@ class NormalizationStats:
                 raise ConfigError(f"{prefix}s contain NaN or inf in column(s) {bad}")
             stats[f"{prefix}_mean"] = array.mean(axis=0)
             stats[f"{prefix}_std"] = np.maximum(array.std(axis=0), min_std)
+            bounds = {"min": array.min(axis=0), "max": array.max(axis=0)}
+            bounds["q01"], bounds["q99"] = np.quantile(array, QUANTILES, axis=0)
+            for low, high in (("min", "max"), ("q01", "q99")):
+                lo, hi = bounds[low], bounds[high]
+                narrow = hi - lo < 2 * min_std
+                middle = (lo + hi) / 2
+                stats[f"{prefix}_{low}"] = np.where(narrow, middle - min_std, lo)
+                stats[f"{prefix}_{high}"] = np.where(narrow, middle + min_std, hi)
         return cls(**stats)
 
     @classmethod
     def identity(cls, state_dim: int, action_dim: int) -> NormalizationStats:
-        """Statistics that leave values unchanged (mean 0, std 1)."""
+        """Statistics that leave values unchanged (mean 0, std 1; min / q01 -1, max / q99 1)."""
+        bounds = {}
+        for prefix, dim in (("state", state_dim), ("action", action_dim)):
+            for kind in ("min", "q01"):
+                bounds[f"{prefix}_{kind}"] = -np.ones(dim)
+            for kind in ("max", "q99"):
+                bounds[f"{prefix}_{kind}"] = np.ones(dim)
         return cls(np.zeros(state_dim), np.ones(state_dim),
-                   np.zeros(action_dim), np.ones(action_dim))
+                   np.zeros(action_dim), np.ones(action_dim), **bounds)
 
     def to_dict(self) -> dict[str, list[float]]:
-        """JSON-safe mapping of plain float lists."""
-        return {name: [float(v) for v in getattr(self, name)] for name in _FIELDS}
+        """JSON-safe mapping of plain float lists (statistics that are None are left out)."""
+        return {name: [float(v) for v in getattr(self, name)] for name in _ALL_FIELDS
+                if getattr(self, name) is not None}
 
     @classmethod
     def from_dict(cls, data: dict) -> NormalizationStats:
-        """Inverse of :meth:`to_dict`; raises :class:`ConfigError` naming a missing field."""
+        """Inverse of :meth:`to_dict`; raises :class:`ConfigError` naming a missing field.
+
+        Only mean / std are required: older checkpoints have no min / max / quantiles.
+        """
         if not isinstance(data, dict):
             raise ConfigError(f"normalisation stats must be a mapping, got {type(data).__name__}")
         missing = [name for name in _FIELDS if name not in data]
         if missing:
             raise ConfigError(f"normalisation stats lack {', '.join(missing)}")
-        unknown = sorted(set(data) - set(_FIELDS))
+        unknown = sorted(set(data) - set(_ALL_FIELDS))
         if unknown:
             raise ConfigError(f"normalisation stats have unknown field(s) {', '.join(unknown)}")
-        return cls(**{name: data[name] for name in _FIELDS})
+        return cls(**{name: data[name] for name in _ALL_FIELDS if name in data})
 
     def normalize_state(self, state: np.ndarray) -> np.ndarray:
         """Robot-unit state ``(..., S)`` -> normalised state."""
@@ -122,6 +197,10 @@ class NormalizationStats:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, NormalizationStats):
             return NotImplemented
-        return all(np.array_equal(getattr(self, n), getattr(other, n)) for n in _FIELDS)
+        def same(a: np.ndarray | None, b: np.ndarray | None) -> bool:
+            return (a is None and b is None) or (
+                a is not None and b is not None and np.array_equal(a, b))
+
+        return all(same(getattr(self, n), getattr(other, n)) for n in _ALL_FIELDS)
 
     __hash__ = None  # type: ignore[assignment]  # mutable-looking arrays: not hashable

@@ -7,17 +7,24 @@ checkpoint folder, or nothing (random initialisation, e.g. at the real dimension
 runs); and, for our checkpoints, the recorded LeRobot config (the weights load afterwards). In
 every case the LeRobot config gets the robot's features (cameras, state and action sizes) and
 our options (dtype, image size, chunk size, step count), and the processors are LeRobot's,
-built from our normalisation statistics or loaded from the checkpoint.
+built from our normalisation statistics or loaded from the checkpoint. Each backend keeps the
+normalisation modes of its LeRobot config (PI05: QUANTILES for state and action; SmolVLA /
+PI0: MEAN_STD): our statistics carry mean / std, min / max and q01 / q99.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from snapflow_ros.config_fields import ConfigError
 from snapflow_ros.policies.base import RobotInterface
+from snapflow_ros.policies.lerobot_vla.config_migration import (
+    migrate_lerobot_config,
+    read_lerobot_config,
+)
 from snapflow_ros.policies.lerobot_vla.configuration_lerobot_vla import LeRobotVLAConfig
 from snapflow_ros.policies.lerobot_vla.lerobot_checkpoint import (
     LEROBOT_DIR,
@@ -31,6 +38,8 @@ from snapflow_ros.policies.normalization import NormalizationStats
 
 if TYPE_CHECKING:
     from snapflow_ros.policies.lerobot_vla.modeling_lerobot_vla import LeRobotVLAPolicy
+
+LOGGER = logging.getLogger(__name__)
 
 _RESTORED_FIELDS = ("device", "vlm_model_name", "tokenizer_name")
 """Fields of our options that still apply when a recorded LeRobot config is restored."""
@@ -87,17 +96,42 @@ def _decode_lerobot_config(cls: type[LeRobotVLAPolicy], data: dict) -> Any:
             "snapflow_"):
         raise ConfigError(f"lerobot_config has unsupported type {kind!r} for "
                           f"{cls.__name__}")
-    return draccus.decode(config_class, data)
+    return draccus.decode(config_class, migrate_lerobot_config(
+        data, config_class, source="the checkpoint's lerobot_config"))
 
 
-def _use_mean_std(lerobot_config: Any) -> None:
-    """Normalise state and action with mean / std: the statistics our data pipeline computes."""
+STATS_OF_MODE = {"MEAN_STD": ("mean", "std"), "MIN_MAX": ("min", "max"),
+                  "QUANTILES": ("q01", "q99"), "QUANTILE10": ("q10", "q90"), "IDENTITY": ()}
+"""The statistics each LeRobot ``NormalizationMode`` reads (LeRobot's stats keys)."""
+
+
+def _keep_normalization_modes(lerobot_config: Any, stats: NormalizationStats, *,
+                              restoring: bool) -> None:
+    """Normalise state and action as ``lerobot_config`` asks, where ``stats`` allow it.
+
+    A mode whose statistics ``stats`` lack (e.g. PI05's QUANTILES with statistics written before
+    q01 / q99 were computed) falls back to MEAN_STD with a warning when a model is being built;
+    when ``restoring`` a trained checkpoint, whose weights learnt that mode, it is an error.
+    """
     from lerobot.configs import NormalizationMode
 
     mapping = dict(lerobot_config.normalization_mapping)
     for key in ("STATE", "ACTION"):
-        if mapping.get(key) not in (NormalizationMode.MEAN_STD, NormalizationMode.IDENTITY):
-            mapping[key] = NormalizationMode.MEAN_STD
+        if mapping.get(key) is None:
+            continue
+        mode = NormalizationMode(mapping[key])
+        missing = [kind for kind in STATS_OF_MODE.get(mode.name, ())
+                   if not stats.has(kind)]
+        if not missing:
+            continue
+        if restoring:
+            raise ConfigError(
+                f"the checkpoint's LeRobot config normalises {key} with {mode.name} but its "
+                f"normalization.json has no {' / '.join(missing)} statistics")
+        LOGGER.warning("%s normalises %s with %s, but the statistics lack %s: using MEAN_STD "
+                       "(recompute the statistics to keep %s)", type(lerobot_config).__name__,
+                       key, mode.name, " / ".join(missing), mode.name)
+        mapping[key] = NormalizationMode.MEAN_STD
     lerobot_config.normalization_mapping = mapping
 
 
@@ -113,23 +147,15 @@ def _check_dims(lerobot_config: Any, robot: RobotInterface) -> None:
 def _from_pretrained(cls: type[LeRobotVLAPolicy], pretrained: Path, changes: dict[str, Any],
                      robot: RobotInterface, stats: NormalizationStats | None) -> Any:
     """The LeRobot policy of a ``snapflow_*`` or stock LeRobot checkpoint folder."""
-    from lerobot.configs import PreTrainedConfig
-
     kind = cls.lerobot_policy_class.name.removeprefix("snapflow_")
     kind_on_disk = read_checkpoint_type(pretrained)
     if kind_on_disk.removeprefix("snapflow_") != kind:
         raise ConfigError(f"{pretrained} is a '{kind_on_disk}' checkpoint, not {kind}")
     if kind_on_disk.startswith("snapflow_"):
-        cfg = _apply(PreTrainedConfig.from_pretrained(pretrained), changes)
+        cfg = _apply(read_lerobot_config(pretrained), changes)
         resolve_local_backbone(cfg, pretrained)
-        if stats is not None:
-            _use_mean_std(cfg)
         _check_dims(cfg, robot)
         return cls.lerobot_policy_class.from_pretrained(pretrained, config=cfg)
-    if stats is not None:
-        probe = PreTrainedConfig.from_pretrained(pretrained)
-        _use_mean_std(probe)
-        changes["normalization_mapping"] = probe.normalization_mapping
     lerobot_policy = load_stock_checkpoint(pretrained, **changes)
     _check_dims(lerobot_policy.config, robot)
     return lerobot_policy
@@ -158,8 +184,6 @@ def build_lerobot_vla(cls: type[LeRobotVLAPolicy], config: LeRobotVLAConfig,
         restore = {k: v for k, v in changes.items() if k in _RESTORED_FIELDS}
         _apply(cfg, {**robot_features(robot), **restore})
         resolve_local_backbone(cfg, saved)
-        if stats is not None:
-            _use_mean_std(cfg)
         _check_dims(cfg, robot)
         lerobot_policy = cls.lerobot_policy_class(cfg)
     elif pretrained is not None and load_weights:
@@ -170,7 +194,6 @@ def build_lerobot_vla(cls: type[LeRobotVLAPolicy], config: LeRobotVLAConfig,
         for key, value in cls.offline_fields.items():
             if key not in config.lerobot_overrides:
                 setattr(cfg, key, value)
-        _use_mean_std(cfg)
         _check_dims(cfg, robot)
         lerobot_policy = cls.lerobot_policy_class(cfg)
     lerobot_policy.reset()
@@ -186,6 +209,8 @@ def build_lerobot_vla(cls: type[LeRobotVLAPolicy], config: LeRobotVLAConfig,
                 "this checkpoint keeps its normalisation only in its LeRobot processors "
                 f"(<checkpoint>/{LEROBOT_DIR}); rebuild it with checkpoint_dir=<checkpoint>")
         stats = NormalizationStats.identity(len(robot.joint_names), len(robot.action_names))
-        _use_mean_std(lerobot_policy.config)
+    if stats is not None:
+        _keep_normalization_modes(lerobot_policy.config, stats,
+                                  restoring=lerobot_config is not None)
     pre, post = lerobot_processors(lerobot_policy.config, stats, processor_dir)
     return cls(lerobot_policy, pre, post, robot, config, stats)

@@ -24,6 +24,7 @@ import torch
 from lerobot.configs import PreTrainedConfig
 
 from snapflow_ros.config_fields import ConfigError
+from snapflow_ros.policies.lerobot_vla.config_migration import read_lerobot_config
 from snapflow_ros.policies.lerobot_vla.configuration_lerobot_vla import TargetTimeDroppedError
 from snapflow_ros.policies.lerobot_vla.target_time import TARGET_TIME_MODULE
 
@@ -153,7 +154,7 @@ class SnapFlowLoading:
         if not (folder / WEIGHTS_FILE).is_file():
             raise FileNotFoundError(f"{folder} has no {WEIGHTS_FILE}")
         if config is None:
-            config = PreTrainedConfig.from_pretrained(folder)
+            config = read_lerobot_config(folder)
         if not isinstance(config, cls.config_class):
             raise TargetTimeDroppedError(
                 f"{folder} is a '{config.type}' checkpoint, not '{cls.name}': load a stock "
@@ -236,7 +237,7 @@ def load_stock_checkpoint(folder: str | Path, **changes: Any) -> Any:
     ``phi_s`` weights is refused (load it with ``from_pretrained`` of its ``snapflow_*`` type).
     """
     folder = _local_checkpoint_dir(folder)
-    stock = PreTrainedConfig.from_pretrained(folder)
+    stock = read_lerobot_config(folder)
     if stock.type.startswith("snapflow_"):
         raise ConfigError(f"{folder} is already a SnapFlow checkpoint ('{stock.type}'): load it "
                           "with its from_pretrained")

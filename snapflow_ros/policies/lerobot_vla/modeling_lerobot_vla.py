@@ -25,10 +25,12 @@ calls from several threads are serialised, never interleaved. LeRobot's own ``se
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import functools
-import os
+import shutil
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -37,7 +39,7 @@ from torch import nn
 
 from snapflow_ros.config_fields import ConfigError, config_from_dict, config_to_dict
 from snapflow_ros.policies.base import Context, FlowMatchingPolicy, RobotInterface
-from snapflow_ros.policies.lerobot_vla.building import build_lerobot_vla
+from snapflow_ros.policies.lerobot_vla.building import STATS_OF_MODE, build_lerobot_vla
 from snapflow_ros.policies.lerobot_vla.configuration_lerobot_vla import LeRobotVLAConfig
 from snapflow_ros.policies.lerobot_vla.lerobot_checkpoint import (
     LEROBOT_DIR,
@@ -190,53 +192,77 @@ class LeRobotVLAPolicy(FlowMatchingPolicy):
                                  checkpoint_dir=checkpoint_dir, load_weights=False)
 
     def normalization_stats(self) -> NormalizationStats | None:
-        """The mean / std statistics of the processors; None if they normalise otherwise.
+        """The statistics of the processors; None if they normalise with others than ours.
 
-        None (e.g. PI05's quantiles kept from a LeRobot checkpoint) means the normalisation
-        lives only in the saved LeRobot processors (``<checkpoint>/lerobot``).
+        None (e.g. a LeRobot checkpoint's processors without mean / std, or with QUANTILE10)
+        means the normalisation lives only in the saved LeRobot processors
+        (``<checkpoint>/lerobot``).
         """
         if self._stats is not None:
             return self._stats
         from lerobot.configs import NormalizationMode
         from lerobot.processor import NormalizerProcessorStep
 
-        mapping = self.lerobot_policy.config.normalization_mapping
-        if any(mapping.get(k) != NormalizationMode.MEAN_STD for k in ("STATE", "ACTION")):
-            return None
         for step in self.preprocessor.steps:
             if isinstance(step, NormalizerProcessorStep):
                 stats = step.stats or {}
                 try:
-                    state, action = stats["observation.state"], stats["action"]
-                    return NormalizationStats(state["mean"], state["std"], action["mean"],
-                                              action["std"])
-                except (KeyError, ConfigError):
+                    values = {f"{prefix}_{kind}": stats[key][kind]
+                              for prefix, key in (("state", "observation.state"),
+                                                  ("action", "action"))
+                              for kind in ("mean", "std", "min", "max", "q01", "q99")
+                              if kind in stats.get(key, {})}
+                    found = NormalizationStats(**values)
+                except (TypeError, ConfigError):
                     return None
+                mapping = self.lerobot_policy.config.normalization_mapping
+                modes = [NormalizationMode(mapping.get(k, "IDENTITY")) for k in ("STATE", "ACTION")]
+                if all(mode != NormalizationMode.IDENTITY and all(
+                        found.has(kind) for kind in STATS_OF_MODE[mode.name]) for mode in modes):
+                    return found
+                return None
         return None
 
     def save_extra(self, directory: str | Path) -> None:
         """Write ``<directory>/lerobot``: this policy in LeRobot's ``save_pretrained`` layout.
 
-        The weights there link to our ``model.safetensors`` (same keys), so they are not stored
-        twice; the SmolVLM files (SmolVLA) or the tokenizer (PI0 / PI05) are copied in, so the
-        folder rebuilds offline with ``from_pretrained``.
+        Self-contained (no link out of it): the weights are copied from our
+        ``model.safetensors`` (same keys), the SmolVLM files (SmolVLA) or the tokenizer
+        (PI0 / PI05) are copied in, so the folder rebuilds offline with ``from_pretrained``.
+        Once ``phi_s`` is trained (any weight non-zero: the ``snapflow`` stage), LeRobot's own
+        ``select_action`` there runs SnapFlow's one-step jump (1 step, ``jump`` sampling: the
+        actions of our 1-NFE sampler); a teacher keeps its ``num_steps`` Euler steps.
         """
         target = Path(directory) / LEROBOT_DIR
         target.mkdir(parents=True, exist_ok=True)
         ours = Path(directory) / WEIGHTS_FILE
-        if ours.is_file():
-            self.lerobot_policy.config._save_pretrained(target)
-            link = target / WEIGHTS_FILE
-            link.unlink(missing_ok=True)
-            try:
-                os.symlink(os.path.join("..", WEIGHTS_FILE), link)
-            except OSError:  # no symlinks here: store the weights a second time
+        with self._lock, self._exported_lerobot_config():
+            if ours.is_file():
+                self.lerobot_policy.config._save_pretrained(target)
+                (target / WEIGHTS_FILE).unlink(missing_ok=True)
+                shutil.copyfile(ours, target / WEIGHTS_FILE)
+            else:
                 self.lerobot_policy.save_pretrained(target)
-        else:
-            self.lerobot_policy.save_pretrained(target)
         self.preprocessor.save_pretrained(target)
         self.postprocessor.save_pretrained(target)
         save_local_backbone(self.lerobot_policy, target)
+
+    @contextlib.contextmanager
+    def _exported_lerobot_config(self) -> Iterator[None]:
+        """Within the block, the LeRobot config is the one to export (1 jump step once trained)."""
+        live = self.lerobot_policy.config
+        trained = any(bool(p.detach().ne(0).any()) for p in self.target_time_parameters())
+        if not trained:
+            yield
+            return
+        exported = copy.deepcopy(live)
+        self.lerobot_policy.config = exported
+        try:
+            self.set_lerobot_num_steps(1)
+            exported.lerobot_sampling = "jump"
+            yield
+        finally:
+            self.lerobot_policy.config = live
 
     def load_extra(self, directory: str | Path) -> None:
         """After our loader filled the weights: check ``phi_s`` came from ``directory``'s file."""

@@ -50,14 +50,12 @@ def tokenizer_from(module: ModuleType, tokenizer_name: str) -> Iterator[None]:
 
 
 def lerobot_dataset_stats(stats: NormalizationStats) -> dict[str, dict[str, torch.Tensor]]:
-    """Our mean / std statistics in LeRobot's ``dataset_stats`` layout."""
-    def tensor(values: Any) -> torch.Tensor:
-        return torch.tensor(list(map(float, values)), dtype=torch.float32)
+    """Our statistics (mean / std; min / max / q01 / q99 where present) as ``dataset_stats``."""
+    def tensors(prefix: str) -> dict[str, torch.Tensor]:
+        return {kind: torch.tensor(list(map(float, values)), dtype=torch.float32)
+                for kind, values in stats.lerobot_stats(prefix).items()}
 
-    return {
-        "observation.state": {"mean": tensor(stats.state_mean), "std": tensor(stats.state_std)},
-        "action": {"mean": tensor(stats.action_mean), "std": tensor(stats.action_std)},
-    }
+    return {"observation.state": tensors("state"), "action": tensors("action")}
 
 
 def load_processors(folder: str | Path, config: Any, *,

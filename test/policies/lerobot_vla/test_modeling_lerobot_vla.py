@@ -103,7 +103,12 @@ def test_loss_mask_hides_padded_steps_and_padded_action_dims(vla):
     assert x0.shape == mask.shape == (3, CHUNK, MAX_DIM)
     assert torch.all(mask[:, :, 3:] == 0) and torch.all(x0[:, :, 3:] == 0)
     assert torch.all(mask[0, CHUNK - 3:] == 0) and torch.all(mask[1:, :, :3] == 1)
-    expected = (batch["action"] - torch.tensor(STATS.action_mean)) / torch.tensor(STATS.action_std)
+    if vla.kind == "pi05":  # LeRobot's QUANTILES: q01..q99 -> [-1, 1]
+        low, high = torch.tensor(STATS.action_q01), torch.tensor(STATS.action_q99)
+        expected = 2 * (batch["action"] - low) / (high - low) - 1
+    else:  # MEAN_STD
+        expected = ((batch["action"] - torch.tensor(STATS.action_mean))
+                    / torch.tensor(STATS.action_std))
     torch.testing.assert_close(x0[:, :, :3], expected)
     torch.testing.assert_close(policy.to_robot_actions(x0), batch["action"])
 
