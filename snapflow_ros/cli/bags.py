@@ -93,6 +93,7 @@ def bags_report(args: argparse.Namespace) -> dict:
     from snapflow_ros.data.config import BagTopicsConfig
 
     given = _config_data(args)
+    config_from_dict(BagTopicsConfig, given, where="data.")  # a bad value given is bad input
     infos = [inspect_bag(bag) for bag in find_bags(args.paths)]
     suggestion = suggest_topics(infos)
     flags, notes = train_flags(given, suggestion, args.paths)
@@ -112,7 +113,10 @@ def bags_report(args: argparse.Namespace) -> dict:
         if missing:
             notes.append(f"episodes not split: no {', '.join(missing)} (give its flag)")
         else:
-            config = config_from_dict(BagTopicsConfig, data, where="data.")
+            try:
+                config = config_from_dict(BagTopicsConfig, data, where="data.")
+            except ConfigError as exc:  # e.g. two suggested cameras with the same key
+                notes.append(f"episodes not split: {exc}")
     for info in infos:
         if config is None:
             continue

@@ -84,6 +84,8 @@ def test_bad_paths_and_flags_are_one_message_and_exit_2(tmp_path, capsys):
     bag = write_recorded_bag(tmp_path / "rec", n_steps=5).path
     code, _, err = _info(capsys, bag, "--set", "chunk_size=4")
     assert code == 2 and "not a data setting" in err and "Traceback" not in err
+    code, out, err = _info(capsys, bag, "--rate-hz", "-1")
+    assert code == 2 and out == "" and "rate_hz" in err and len(err.splitlines()) == 1
 
 
 def test_a_wrong_explicit_type_is_shown_and_left_out_of_the_suggestion(recordings, capsys):

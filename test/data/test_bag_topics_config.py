@@ -52,6 +52,17 @@ def test_invalid_settings_are_rejected_by_name(changes, words):
 def test_reading_actions_from_the_state_topic_is_allowed():
     config = BagTopicsConfig(action_topic="/joint_states", action_type="joint_state")
     assert config.action_topic == config.state_topic
+    assert BagTopicsConfig(action_topic="/joint_states").action_type == "auto"
+    with pytest.raises(ConfigError, match="more than one stream"):
+        BagTopicsConfig(action_topic="/joint_states", action_type="joint_trajectory")
+
+
+def test_by_default_the_action_type_is_taken_from_the_bag():
+    assert BagTopicsConfig().action_type == "auto"
+    meta = BagTopicsConfig.__dataclass_fields__["action_type"].metadata
+    assert "auto" in meta["choices"] and "the type each bag records" in meta["description"]
+    with pytest.raises(ConfigError, match="action_type"):
+        BagTopicsConfig(action_type="")
 
 
 def test_loads_from_yaml_and_from_a_ros_parameters_file(tmp_path):
