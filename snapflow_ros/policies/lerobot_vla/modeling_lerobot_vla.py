@@ -229,9 +229,10 @@ class LeRobotVLAPolicy(FlowMatchingPolicy):
         Self-contained (no link out of it): the weights are copied from our
         ``model.safetensors`` (same keys), the SmolVLM files (SmolVLA) or the tokenizer
         (PI0 / PI05) are copied in, so the folder rebuilds offline with ``from_pretrained``.
-        Once ``phi_s`` is trained (any weight non-zero: the ``snapflow`` stage), LeRobot's own
-        ``select_action`` there runs SnapFlow's one-step jump (1 step, ``jump`` sampling: the
-        actions of our 1-NFE sampler); a teacher keeps its ``num_steps`` Euler steps.
+        Once ``phi_s`` is trained (its zero-initialised output layer moved: the ``snapflow``
+        stage), LeRobot's own ``select_action`` there runs SnapFlow's one-step jump (1 step,
+        ``jump`` sampling: the actions of our 1-NFE sampler); a teacher keeps its ``num_steps``
+        Euler steps.
         """
         target = Path(directory) / LEROBOT_DIR
         target.mkdir(parents=True, exist_ok=True)
@@ -251,7 +252,9 @@ class LeRobotVLAPolicy(FlowMatchingPolicy):
     def _exported_lerobot_config(self) -> Iterator[None]:
         """Within the block, the LeRobot config is the one to export (1 jump step once trained)."""
         live = self.lerobot_policy.config
-        trained = any(bool(p.detach().ne(0).any()) for p in self.target_time_parameters())
+        # phi_s's output layer starts at zero and stays there in the teacher stage.
+        out = getattr(self.model, TARGET_TIME_MODULE).out
+        trained = any(bool(p.detach().ne(0).any()) for p in out.parameters())
         if not trained:
             yield
             return

@@ -146,3 +146,34 @@ def test_stock_lerobot_checkpoint_loads_as_the_teacher(vla):
             predict_action_chunk(teacher, batch, num_steps=steps, mode=mode, noise=noise),
             predict_action_chunk(policy, batch, num_steps=steps, mode=mode, noise=noise),
             rtol=0, atol=0)
+
+
+def lerobot_steps(config: dict) -> int:
+    """Euler steps of LeRobot's own sampler in a config mapping (PI0 / PI05 and SmolVLA names)."""
+    return int(config.get("num_inference_steps", config.get("num_steps")))
+
+
+def test_the_lerobot_export_is_self_contained_and_runs_the_one_step_jump(vla):
+    policy = vla.policy
+    teacher = save_checkpoint(policy, vla.root / "teacher_export", stage="teacher", step=1)
+    teacher_config = json.loads((teacher / LEROBOT_DIR / "config.json").read_text())
+    assert lerobot_steps(teacher_config) == 10  # phi_s untrained: the teacher's Euler steps
+    perturb_target_time(policy)
+    checkpoint = save_checkpoint(policy, vla.root / "export", stage="snapflow", step=3)
+    lerobot_dir = checkpoint / LEROBOT_DIR
+    assert lerobot_steps(vars(policy.lerobot_policy.config)) == 10  # the live policy unchanged
+    assert [p for p in lerobot_dir.rglob("*") if p.is_symlink()] == []
+    # Moved away from the checkpoint it still loads: nothing in it points outside.
+    moved = vla.root / "moved_export"
+    shutil.copytree(lerobot_dir, moved, symlinks=True)
+    loaded = lerobot_class(vla).from_pretrained(moved)  # LeRobot's own loader, config as saved
+    assert lerobot_steps(vars(loaded.config)) == 1 and loaded.config.lerobot_sampling == "jump"
+    preprocessor, postprocessor = make_pre_post_processors(loaded.config,
+                                                           pretrained_path=str(moved))
+    batch = raw_batch()
+    noise = torch.randn(3, CHUNK, MAX_DIM)
+    ours = predict_action_chunk(policy, batch, num_steps=1, noise=noise)  # our 1-NFE sampler
+    theirs = lerobot_chunk(loaded, preprocessor, postprocessor, batch, noise)
+    assert not torch.allclose(ours, predict_action_chunk(policy, batch, num_steps=10,
+                                                         mode="euler", noise=noise))
+    torch.testing.assert_close(theirs, ours, rtol=1e-5, atol=1e-5)
