@@ -155,6 +155,7 @@ def lerobot_steps(config: dict) -> int:
 
 def test_the_lerobot_export_is_self_contained_and_runs_the_one_step_jump(vla):
     policy = vla.policy
+    policy.set_lerobot_num_steps(10)  # another test of this module set it to 1
     teacher = save_checkpoint(policy, vla.root / "teacher_export", stage="teacher", step=1)
     teacher_config = json.loads((teacher / LEROBOT_DIR / "config.json").read_text())
     assert lerobot_steps(teacher_config) == 10  # phi_s untrained: the teacher's Euler steps
