@@ -64,8 +64,11 @@ def add_arguments_train(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--policy-path", metavar="DIR",
                        help="smolvla / pi0 / pi05: local LeRobot checkpoint folder to start from")
     group.add_argument("--steps", type=int, metavar="N", help="total optimiser steps")
-    group.add_argument("--batch-size", type=int, metavar="N", help="samples per step")
-    group.add_argument("--lr", type=float, metavar="F", help="peak learning rate")
+    group.add_argument("--batch-size", type=int, metavar="N",
+                       help="samples per step (default: the policy's, e.g. compact 32, VLAs 4)")
+    group.add_argument("--lr", type=float, metavar="F",
+                       help="peak learning rate (default: the policy's, e.g. compact 3e-4, "
+                            "VLAs 2.5e-5)")
     group.add_argument("--out", metavar="DIR", help="run directory for checkpoints and metrics")
     group.add_argument("--resume", action="store_true",
                        help="continue the run in --out from its latest checkpoint")
