@@ -26,6 +26,7 @@ from snapflow_ros.policies.lerobot_vla.config_migration import (
     read_lerobot_config,
 )
 from snapflow_ros.policies.lerobot_vla.configuration_lerobot_vla import LeRobotVLAConfig
+from snapflow_ros.policies.lerobot_vla.hub_cache import resolve_checkpoint_folder
 from snapflow_ros.policies.lerobot_vla.lerobot_checkpoint import (
     LEROBOT_DIR,
     load_stock_checkpoint,
@@ -187,6 +188,7 @@ def build_lerobot_vla(cls: type[LeRobotVLAPolicy], config: LeRobotVLAConfig,
         _check_dims(cfg, robot)
         lerobot_policy = cls.lerobot_policy_class(cfg)
     elif pretrained is not None and load_weights:
+        pretrained = resolve_checkpoint_folder(config.pretrained_path)  # a folder or a hub id
         processor_dir = pretrained
         lerobot_policy = _from_pretrained(cls, pretrained, changes, robot, stats)
     else:
@@ -194,6 +196,7 @@ def build_lerobot_vla(cls: type[LeRobotVLAPolicy], config: LeRobotVLAConfig,
         for key, value in cls.offline_fields.items():
             if key not in config.lerobot_overrides:
                 setattr(cfg, key, value)
+        resolve_local_backbone(cfg, None)
         _check_dims(cfg, robot)
         lerobot_policy = cls.lerobot_policy_class(cfg)
     lerobot_policy.reset()

@@ -34,12 +34,12 @@ class LeRobotVLAConfig:
     """How to build a LeRobot VLA (SmolVLA / PI0 / PI05) as a SnapFlow policy."""
 
     pretrained_path: str = param(
-        "", "Local LeRobot checkpoint folder to start from: a stock one (smolvla / pi0 / pi05, "
-        "e.g. a copy of lerobot/smolvla_base) loads as the teacher, a snapflow_* one as it is. "
-        "Empty: random initialisation.")
+        "", "LeRobot checkpoint to start from: a folder, or a hub id (lerobot/smolvla_base) "
+        "found in the Hugging Face cache. A stock one (smolvla / pi0 / pi05) loads as the "
+        "teacher, a snapflow_* one as it is. Empty: random initialisation.")
     vlm_model_name: str = param(
         "", "SmolVLA: local SmolVLM folder (config.json, tokenizer, processor; no weights "
-        "needed). Empty: the checkpoint's own.")
+        "needed). Empty: the checkpoint's own (its saved copy, or its hub id in the cache).")
     tokenizer_path: str = param(
         "", "PI0 / PI05: local PaliGemma tokenizer folder (the hub one is gated). Empty: the "
         "checkpoint's own.")

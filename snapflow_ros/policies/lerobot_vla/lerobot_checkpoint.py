@@ -26,6 +26,13 @@ from lerobot.configs import PreTrainedConfig
 from snapflow_ros.config_fields import ConfigError
 from snapflow_ros.policies.lerobot_vla.config_migration import read_lerobot_config
 from snapflow_ros.policies.lerobot_vla.configuration_lerobot_vla import TargetTimeDroppedError
+from snapflow_ros.policies.lerobot_vla.hub_cache import (
+    cached_snapshot,
+    hub_offline,
+    is_repo_id,
+    missing_backbone_error,
+    resolve_checkpoint_folder,
+)
 from snapflow_ros.policies.lerobot_vla.target_time import TARGET_TIME_MODULE
 
 LEROBOT_DIR = "lerobot"
@@ -37,20 +44,6 @@ TOKENIZER_DIR = "tokenizer"
 """Sub-folder of a saved PI0 / PI05 checkpoint with the tokenizer files."""
 
 _TARGET_TIME_PREFIX = f"model.{TARGET_TIME_MODULE}."
-
-
-def _local_checkpoint_dir(name_or_path: str | Path) -> Path:
-    path = Path(name_or_path)
-    if path.is_dir():
-        return path
-    try:
-        from huggingface_hub import snapshot_download
-
-        return Path(snapshot_download(str(name_or_path)))
-    except Exception as exc:  # offline, gated or unknown id
-        raise FileNotFoundError(
-            f"{name_or_path}: not a local checkpoint folder and not downloadable ({exc}); "
-            "pass the folder of a saved checkpoint") from exc
 
 
 def _as_loaded(keys: set[str], policy: Any) -> dict[str, str]:
@@ -150,7 +143,7 @@ class SnapFlowLoading:
                         config: PreTrainedConfig | None = None, strict: bool = True,
                         **kwargs: Any) -> Any:
         """Load a ``snapflow_*`` checkpoint folder and check every ``phi_s`` weight arrived."""
-        folder = _local_checkpoint_dir(pretrained_name_or_path)
+        folder = resolve_checkpoint_folder(pretrained_name_or_path)
         if not (folder / WEIGHTS_FILE).is_file():
             raise FileNotFoundError(f"{folder} has no {WEIGHTS_FILE}")
         if config is None:
@@ -173,21 +166,32 @@ class SnapFlowLoading:
 
 
 def resolve_local_backbone(config: PreTrainedConfig, folder: Path | None) -> None:
-    """Point ``config`` at the backbone files saved inside ``folder`` when its own path is gone.
+    """Point ``config`` at local backbone files when its own path is not a folder here.
 
     SmolVLA's ``vlm_model_name`` (``vlm_backbone/``), PI0 / PI05's ``tokenizer_name``
-    (``tokenizer/``); nothing when ``folder`` is None.
+    (``tokenizer/``): the copy saved inside ``folder`` (if given), else a hub id's snapshot in
+    the Hugging Face cache. With ``HF_HUB_OFFLINE`` set, one found nowhere raises
+    :class:`ConfigError` naming it and how to get it (online, transformers downloads it).
     """
-    if folder is None:
-        return
-    name = getattr(config, "vlm_model_name", None)
-    if name is not None and not Path(name).is_dir():
-        local = folder / VLM_BACKBONE_DIR
-        if (local / "config.json").is_file():
-            config.vlm_model_name = str(local)
-    name = getattr(config, "tokenizer_name", None)
-    if name is not None and not Path(name).is_dir() and (folder / TOKENIZER_DIR).is_dir():
-        config.tokenizer_name = str(folder / TOKENIZER_DIR)
+    for field, saved, what, option in (
+            ("vlm_model_name", VLM_BACKBONE_DIR, "SmolVLA's backbone",
+             "vlm_model_name (--vlm-model-name)"),
+            ("tokenizer_name", TOKENIZER_DIR, "the PaliGemma tokenizer",
+             "tokenizer_path (--tokenizer-path)")):
+        name = getattr(config, field, None)
+        if name is None or Path(name).is_dir():
+            continue
+        local = folder / saved if folder is not None else None
+        # A saved SmolVLM copy is usable once it has its config; a tokenizer folder as it is.
+        marker = local / "config.json" if field == "vlm_model_name" and local else local
+        if marker is not None and marker.exists():
+            setattr(config, field, str(local))
+            continue
+        snapshot = cached_snapshot(name) if is_repo_id(name) else None
+        if snapshot is not None:
+            setattr(config, field, str(snapshot))
+        elif hub_offline():
+            raise missing_backbone_error(what, str(name), option)
 
 
 def read_checkpoint_type(folder: str | Path) -> str:
@@ -236,7 +240,7 @@ def load_stock_checkpoint(folder: str | Path, **changes: Any) -> Any:
     starts at zero, so the policy's outputs are the stock model's. A folder that already holds
     ``phi_s`` weights is refused (load it with ``from_pretrained`` of its ``snapflow_*`` type).
     """
-    folder = _local_checkpoint_dir(folder)
+    folder = resolve_checkpoint_folder(folder)
     stock = read_lerobot_config(folder)
     if stock.type.startswith("snapflow_"):
         raise ConfigError(f"{folder} is already a SnapFlow checkpoint ('{stock.type}'): load it "
