@@ -40,3 +40,5 @@ def test_dataset_stats_are_ours_in_lerobots_layout():
     assert sorted(stats) == ["action", "observation.state"]
     assert stats["action"]["std"].tolist() == pytest.approx(list(STATS.action_std))
     assert stats["observation.state"]["mean"].tolist() == pytest.approx(list(STATS.state_mean))
+    assert stats["action"]["q99"].tolist() == pytest.approx(list(STATS.action_q99))
+    assert "q01" in stats["observation.state"] and "min" not in stats["action"]  # STATS has none
