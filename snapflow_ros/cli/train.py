@@ -61,8 +61,9 @@ def add_arguments_train(parser: argparse.ArgumentParser) -> None:
                             "--stage snapflow, or a pretrained model")
     group.add_argument("--policy", choices=("compact", "smolvla", "pi0", "pi05"),
                        help="policy to build (default: compact, or the --init checkpoint's)")
-    group.add_argument("--policy-path", metavar="DIR",
-                       help="smolvla / pi0 / pi05: local LeRobot checkpoint folder to start from")
+    group.add_argument("--policy-path", metavar="DIR|HUB_ID",
+                       help="smolvla / pi0 / pi05: LeRobot checkpoint to start from, a folder or "
+                            "a hub id (lerobot/smolvla_base) in the Hugging Face cache")
     group.add_argument("--steps", type=int, metavar="N", help="total optimiser steps")
     group.add_argument("--batch-size", type=int, metavar="N",
                        help="samples per step (default: the policy's, e.g. compact 32, VLAs 4)")

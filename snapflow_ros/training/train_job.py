@@ -77,8 +77,10 @@ class TrainJobConfig:
         "auto", "Policy to train: compact (small, from scratch), smolvla, pi0, pi05 (LeRobot); "
         "auto: compact, or the init_checkpoint's type.", choices=POLICY_TYPES)
     policy_path: str = param(
-        "", "smolvla / pi0 / pi05: a local LeRobot checkpoint folder to start from (its "
-        "pretrained_path); empty: random initialisation.")
+        "", "smolvla / pi0 / pi05: the LeRobot checkpoint to start from (its pretrained_path): "
+        "a folder, or a hub id such as lerobot/smolvla_base from the Hugging Face cache "
+        "(HF_HUB_CACHE or HF_HOME; HF_HUB_OFFLINE=1 keeps it offline); empty: random "
+        "initialisation.")
     init_checkpoint: str = param(
         "", "Start from this checkpoint (or a run directory's latest): the teacher for stage "
         "snapflow, or a pretrained model to fine-tune. Its joints and cameras must match the "
@@ -263,9 +265,15 @@ def _check_request(job: TrainJobConfig, resume: bool) -> None:
     if job.policy_path and job.init_checkpoint:
         raise ConfigError("give either init_checkpoint (--init) or policy_path (--policy-path), "
                           "not both")
-    if job.policy_path and not (Path(job.policy_path) / "config.json").is_file():
-        raise ConfigError(f"policy_path {job.policy_path}: not a local LeRobot checkpoint "
-                          "folder (no config.json)")
+    if job.policy_path:
+        from snapflow_ros.policies.lerobot_vla.hub_cache import resolve_checkpoint_folder
+
+        # A folder, or a hub id's snapshot in the Hugging Face cache (named with its download
+        # command when missing offline): refused here, before any bag is read.
+        folder = resolve_checkpoint_folder(job.policy_path)
+        if not (folder / "config.json").is_file():
+            raise ConfigError(f"policy_path {job.policy_path}: not a local LeRobot checkpoint "
+                              f"folder (no config.json in {folder})")
     out_dir = Path(job.out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"output directory {out_dir} exists and is not a directory")

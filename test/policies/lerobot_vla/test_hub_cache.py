@@ -8,14 +8,12 @@ in a temporary folder; ``HF_HUB_OFFLINE=1`` keeps the network out.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import shutil
-from pathlib import Path
 
 import pytest
 import torch
+from hub_fixtures import SMOLVLM, cache_repo, offline_cache
 from vla_fixtures import (
     CHUNK,
     MAX_DIM,
@@ -34,25 +32,6 @@ from snapflow_ros.policies.lerobot_vla.configuration_lerobot_vla import PALIGEMM
 from snapflow_ros.policies.registry import new_policy
 from snapflow_ros.snapflow.sampler import predict_action_chunk
 
-SMOLVLM = "HuggingFaceTB/SmolVLM2-500M-Video-Instruct"
-
-
-def cache_repo(cache: Path, repo_id: str, source: Path) -> Path:
-    """``source``'s files as a hub download of ``repo_id`` in ``cache``; the snapshot folder."""
-    repo = cache / f"models--{repo_id.replace('/', '--')}"
-    revision = hashlib.sha1(repo_id.encode()).hexdigest()
-    snapshot = repo / "snapshots" / revision
-    for file in sorted(p for p in source.rglob("*") if p.is_file()):
-        blob = repo / "blobs" / hashlib.sha256(file.read_bytes()).hexdigest()
-        blob.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(file, blob)
-        link = snapshot / file.relative_to(source)
-        link.parent.mkdir(parents=True, exist_ok=True)
-        link.symlink_to(os.path.relpath(blob, link.parent))
-    (repo / "refs").mkdir(parents=True, exist_ok=True)
-    (repo / "refs" / "main").write_text(revision)
-    return snapshot
-
 
 @pytest.fixture(scope="module")
 def published(tmp_path_factory):
@@ -70,18 +49,6 @@ def published(tmp_path_factory):
             (folder / "config.json").write_text(json.dumps(config))
         folders[kind] = (folder, policy)
     return backbones, folders
-
-
-def offline_cache(monkeypatch, tmp_path: Path, style: str) -> Path:
-    """An empty hub cache, found through ``HF_HUB_CACHE`` or through ``HF_HOME`` only."""
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.delenv("HUGGINGFACE_HUB_CACHE", raising=False)
-    if style == "HF_HUB_CACHE":
-        monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
-        return tmp_path / "cache"
-    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
-    return tmp_path / "hf_home" / "hub"
 
 
 def hub_options(kind: str, backbones) -> dict:
