@@ -266,14 +266,22 @@ def _check_request(job: TrainJobConfig, resume: bool) -> None:
         raise ConfigError("give either init_checkpoint (--init) or policy_path (--policy-path), "
                           "not both")
     if job.policy_path:
-        from snapflow_ros.policies.lerobot_vla.hub_cache import resolve_checkpoint_folder
+        from snapflow_ros.policies.lerobot_vla.hub_cache import (
+            download_command,
+            is_repo_id,
+            resolve_checkpoint_folder,
+        )
 
         # A folder, or a hub id's snapshot in the Hugging Face cache (named with its download
         # command when missing offline): refused here, before any bag is read.
         folder = resolve_checkpoint_folder(job.policy_path)
-        if not (folder / "config.json").is_file():
-            raise ConfigError(f"policy_path {job.policy_path}: not a local LeRobot checkpoint "
-                              f"folder (no config.json in {folder})")
+        for name in ("config.json", "model.safetensors"):
+            if not (folder / name).is_file():
+                # A partial download (hf download ID config.json) lacks the weights.
+                fix = (f"; download it with: {download_command(job.policy_path)}"
+                       if is_repo_id(job.policy_path) else "")
+                raise ConfigError(f"policy_path {job.policy_path}: not a local LeRobot "
+                                  f"checkpoint folder (no {name} in {folder}){fix}")
     out_dir = Path(job.out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"output directory {out_dir} exists and is not a directory")

@@ -150,6 +150,22 @@ def test_a_checkpoint_missing_from_the_cache_is_refused_before_the_bags_are_read
     assert not out.exists()
 
 
+
+def test_a_partial_download_without_weights_is_named_with_the_command(
+        published, monkeypatch, tmp_path, capsys):
+    folders, _, backbones = published
+    cache = offline_cache(monkeypatch, tmp_path, "HF_HUB_CACHE")
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    shutil.copy(folders["pi0"] / "config.json", partial)  # hf download ID config.json
+    cache_repo(cache, "lerobot/pi0_tiny", partial)
+    code, out = train("pi0", "lerobot/pi0_tiny", tmp_path / "no_such_bag", backbones, tmp_path)
+    assert code == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "no model.safetensors" in lines[0], lines
+    assert "hf download lerobot/pi0_tiny" in lines[0]
+    assert not out.exists()
+
 @pytest.fixture
 def ros_env(ros_env, tmp_path):
     """The node processes' environment: offline, with an empty Hugging Face home."""
