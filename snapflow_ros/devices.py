@@ -23,18 +23,19 @@ if TYPE_CHECKING:
 def resolve_device(name: str = "auto", local_rank: int | None = None) -> torch.device:
     """The torch device for the setting ``name`` (auto, cpu, cuda, cuda:N, mps).
 
-    ``local_rank``: this process's GPU in a distributed run; it picks the index of ``auto`` and
-    ``cuda``. Raises :class:`ConfigError` for a device this machine does not have.
+    ``local_rank``: this process's GPU in a distributed run (torchrun's ``LOCAL_RANK``); it picks
+    the index of ``auto`` and ``cuda``. Raises :class:`ConfigError` for a device this machine does
+    not have, including a local rank past the machine's GPU count.
     """
     import torch
 
     text = str(name).strip()
     cuda = torch.cuda.is_available()
     index = "" if local_rank is None else f":{int(local_rank)}"
-    if text == "auto":
-        return torch.device(f"cuda{index}" if cuda else "cpu")
+    if text == "auto" and not cuda:
+        return torch.device("cpu")
     try:
-        device = torch.device(f"cuda{index}" if text == "cuda" else text)
+        device = torch.device(f"cuda{index}" if text in ("auto", "cuda") else text)
     except (RuntimeError, ValueError) as exc:
         raise ConfigError(f"device={name!r}: not a device (use auto, cpu, cuda, cuda:N or "
                           f"mps): {exc}") from None
@@ -44,6 +45,10 @@ def resolve_device(name: str = "auto", local_rank: int | None = None) -> torch.d
                               "auto)")
         count = torch.cuda.device_count()
         if device.index is not None and device.index >= count:
+            if local_rank is not None and text in ("auto", "cuda"):
+                # More processes on this machine than GPUs (torchrun --nproc_per_node).
+                raise ConfigError(f"local rank {local_rank} has no GPU: this machine has {count} "
+                                  f"CUDA device(s); start at most {count} process(es) per machine")
             raise ConfigError(f"device={str(device)!r} but this machine has {count} CUDA "
                               "device(s)")
     elif device.type == "mps":

@@ -350,15 +350,17 @@ def _build_new_policy(job: TrainJobConfig, kind: str, robot, stats, overrides: d
     """A fresh policy (seeded with ``train.seed``) or a pretrained LeRobot one."""
     import torch
 
-    from snapflow_ros.devices import resolve_device
     from snapflow_ros.policies.registry import new_policy
+    from snapflow_ros.training.distributed import DistributedRun
 
     config = dict(overrides)
     torch.manual_seed(job.train.seed)
     if kind in LEROBOT_POLICY_TYPES:
         if job.policy_path:
             config.setdefault("pretrained_path", job.policy_path)
-        config.setdefault("device", str(resolve_device(job.train.device)))
+        # Under torchrun each process builds on its own GPU (cuda:LOCAL_RANK).
+        device = DistributedRun.from_environment().device(job.train.device)
+        config.setdefault("device", str(device))
     return new_policy(kind, config, robot, stats)
 
 
@@ -407,8 +409,14 @@ def run_train_job(
     )
     from snapflow_ros.data.episodes import load_episodes
     from snapflow_ros.policies.base import CheckpointMismatchError
+    from snapflow_ros.training.distributed import DistributedRun
     from snapflow_ros.training.trainer import run_training
 
+    # Under torchrun every process reads the bags and builds the same policy; rank 0 alone
+    # reports, writes the run directory and cleans it up after a failure.
+    main_process = DistributedRun.from_environment().is_main
+    if not main_process:
+        log, progress = _no_log, False
     _check_request(job, resume)
     overrides = job.policy_config_overrides()
     data = job.data
@@ -453,10 +461,11 @@ def run_train_job(
         f"{len(val_episodes)} validation ({len(val_set) if val_set else 0} samples)")
 
     out_dir = Path(job.out_dir)
-    created = not out_dir.exists()
+    created = main_process and not out_dir.exists()
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        _write_job_yaml(out_dir / JOB_CONFIG_FILE, job, kind, command)
+        if main_process:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            _write_job_yaml(out_dir / JOB_CONFIG_FILE, job, kind, command)
         result = run_training(policy, train_set, val_set, job.train, out_dir, command=command,
                               resume=resume, progress=progress, on_progress=on_progress,
                               on_checkpoint=on_checkpoint, should_stop=should_stop)
@@ -470,6 +479,10 @@ def run_train_job(
     log(f"checkpoint: {result.checkpoint}")
     return TrainJobResult(training=result, summary=summary, out_dir=out_dir, policy_type=kind,
                           train_episodes=len(train_episodes), val_episodes=len(val_episodes))
+
+
+def _no_log(line: str) -> None:
+    """The ``log`` of a process other than rank 0: its lines would repeat rank 0's."""
 
 
 def _write_job_yaml(path: Path, job: TrainJobConfig, kind: str, command: str) -> None:

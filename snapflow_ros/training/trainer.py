@@ -19,15 +19,16 @@ the run continues from the run directory's latest checkpoint with the same weigh
 schedule, data position and RNG states, so on one process a resumed run reproduces the
 uninterrupted run exactly.
 
-Multi-GPU: start one process per GPU with ``torchrun --nproc_per_node=N <your training
-script>`` (``accelerate launch --multi_gpu --num_processes=N`` sets the same ``RANK`` /
-``WORLD_SIZE`` / ``LOCAL_RANK`` variables and works the same way). When ``WORLD_SIZE > 1`` the
-loop initialises ``torch.distributed`` (NCCL on CUDA, gloo on CPU), pins each process to
-``cuda:LOCAL_RANK``, gives every process a disjoint ``batch_size`` slice of each global batch,
-averages gradients with ``all_reduce`` after ``backward`` and lets rank 0 alone validate, log and
-write checkpoints. Gradients are reduced explicitly rather than through a
-``DistributedDataParallel`` wrapper because the losses call ``policy.encode`` / ``velocity``,
-not ``forward``. A single process (the default) uses none of this.
+Several GPUs or machines: start one process per GPU with ``torchrun`` (see
+:mod:`snapflow_ros.training.distributed`). The stage's loss is computed in the ``forward`` of a
+small module around the policy, wrapped in ``DistributedDataParallel``: DDP averages the
+gradients of the trainable parameters (the frozen prefix takes no part). ``batch_size`` is per
+process, as in LeRobot: one optimiser step uses ``batch_size * WORLD_SIZE`` samples, each process
+a disjoint slice of the step's global batch; the logged loss is the mean over the processes (the
+global batch's). Each rank draws its own noise and times (seed ``seed + rank``), and in the
+snapflow stage splits its own rows by ``alpha``. Rank 0 alone validates, logs, shows progress and
+writes checkpoints (with every rank's RNG state); on resume every rank loads the checkpoint rank
+0 found, so for several machines the run directory must be on a shared filesystem.
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ import dataclasses
 import json
 import logging
 import math
-import os
 import random
 import sys
 import time
@@ -49,7 +49,6 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 
 from snapflow_ros.config_fields import ConfigError, config_to_dict
-from snapflow_ros.devices import resolve_device
 from snapflow_ros.evaluation.metrics import per_sample_mse
 from snapflow_ros.policies.base import FlowMatchingPolicy
 from snapflow_ros.policies.checkpoint import (
@@ -62,6 +61,7 @@ from snapflow_ros.policies.checkpoint import (
 from snapflow_ros.snapflow.objective import flow_matching_loss, snapflow_loss
 from snapflow_ros.snapflow.sampler import sample_chunk, sample_noise
 from snapflow_ros.training.config import TrainConfig
+from snapflow_ros.training.distributed import DistributedRun
 
 LOGGER = logging.getLogger(__name__)
 METRICS_FILE = "metrics.jsonl"
@@ -152,55 +152,26 @@ class StepBatchSampler(Sampler[list[int]]):
         return sys.maxsize
 
 
-@dataclasses.dataclass(frozen=True)
-class _Distributed:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
+class _StageObjective(torch.nn.Module):
+    """The stage's loss as a module's ``forward``, so that DistributedDataParallel can wrap it.
 
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
+    DDP syncs gradients of what runs inside its wrapper's ``forward``; the losses call
+    ``policy.encode`` / ``velocity``, not ``policy.forward``.
+    """
 
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
+    def __init__(self, policy: FlowMatchingPolicy, config: TrainConfig) -> None:
+        super().__init__()
+        self.policy = policy
+        self.stage = config.stage
+        self.time_distribution = config.time_distribution
+        self.snap_config = config.snapflow_config()
 
-    @classmethod
-    def from_environment(cls) -> _Distributed:
-        world_size = int(os.environ.get("WORLD_SIZE", "1"))
-        if world_size <= 1:
-            return cls()
-        import torch.distributed as dist
-
-        if not dist.is_initialized():
-            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-        return cls(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
-
-    def average_gradients(self, parameters: list[torch.nn.Parameter]) -> None:
-        if not self.enabled:
-            return
-        import torch.distributed as dist
-
-        grads = [p.grad for p in parameters if p.grad is not None]
-        if not grads:
-            return
-        flat = torch.cat([g.reshape(-1) for g in grads])
-        dist.all_reduce(flat)
-        flat /= self.world_size
-        offset = 0
-        for grad in grads:
-            grad.copy_(flat[offset:offset + grad.numel()].view_as(grad))
-            offset += grad.numel()
-
-    def any_true(self, flag: bool, device: torch.device) -> bool:
-        if not self.enabled:
-            return flag
-        import torch.distributed as dist
-
-        value = torch.tensor([1.0 if flag else 0.0], device=device)
-        dist.all_reduce(value, op=dist.ReduceOp.MAX)
-        return bool(value.item() > 0)
+    def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+        """Scalar loss (mean over this process's samples) and float metrics of one batch."""
+        if self.stage == "teacher":
+            return flow_matching_loss(self.policy, batch,
+                                      time_distribution=self.time_distribution)
+        return snapflow_loss(self.policy, batch, self.snap_config)
 
 
 def _lr_factor(step: int, config: TrainConfig) -> float:
@@ -224,7 +195,8 @@ def _build_optimizer(parameters: list[torch.nn.Parameter],
                              betas=(0.9, 0.95), eps=1e-8)
 
 
-def _rng_state() -> dict:
+def _rng_state(cuda_device: torch.device | None = None) -> dict:
+    """The RNG states (``cuda_device``: that GPU's only, as a rank of a distributed run uses)."""
     numpy_state = np.random.get_state()
     state = {
         "torch": torch.get_rng_state(),
@@ -233,17 +205,21 @@ def _rng_state() -> dict:
         "numpy": (numpy_state[0], torch.from_numpy(numpy_state[1].astype(np.int64)),
                   int(numpy_state[2]), int(numpy_state[3]), float(numpy_state[4])),
     }
-    if torch.cuda.is_available():
+    if cuda_device is not None:
+        state["cuda_device"] = torch.cuda.get_rng_state(cuda_device)
+    elif torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
-def _set_rng_state(state: dict) -> None:
+def _set_rng_state(state: dict, cuda_device: torch.device | None = None) -> None:
     torch.set_rng_state(state["torch"])
     random.setstate(state["python"])
     name, keys, pos, has_gauss, cached = state["numpy"]
     np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-    if "cuda" in state and torch.cuda.is_available():
+    if "cuda_device" in state and cuda_device is not None:
+        torch.cuda.set_rng_state(state["cuda_device"], cuda_device)
+    elif "cuda" in state and torch.cuda.is_available():
         cuda_states = state["cuda"]
         if len(cuda_states) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all(cuda_states)
@@ -360,8 +336,11 @@ def run_training(
     # Recipe fields the caller left unset take the policy's defaults (recorded in checkpoints).
     config = config.for_policy(policy.policy_type)
     out_dir = Path(out_dir)
-    dist = _Distributed.from_environment()
-    device = resolve_device(config.device, dist.local_rank)
+    dist = DistributedRun.from_environment()
+    device = dist.device(config.device)
+    dist.start(device)
+    # A distributed rank keeps its own GPU's RNG state only (the others are other ranks').
+    rng_device = device if dist.enabled and device.type == "cuda" else None
     if dist.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
     metrics_log = _MetricsLog(out_dir / METRICS_FILE if dist.is_main else None)
@@ -389,7 +368,8 @@ def run_training(
     step = 0
     last_checkpoint: Path | None = None
     if resume:
-        found = latest_checkpoint(out_dir)
+        # Every rank loads the checkpoint rank 0 found (one step count, one set of weights).
+        found = dist.from_main(latest_checkpoint(out_dir) if dist.is_main else None)
         if found is None:
             LOGGER.info("resume: no checkpoint in %s yet, starting from step 0", out_dir)
         else:
@@ -403,10 +383,19 @@ def run_training(
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
             step = int(state["step"])
-            if dist.is_main:
-                _set_rng_state(state["rng"])
-            else:  # other ranks had their own streams; keep them distinct and reproducible
+            saved_world = int(state.get("world_size", 1))
+            rank_states = state.get("rng_ranks") or [state["rng"]]
+            if len(rank_states) == dist.world_size:  # each rank continues its own streams
+                _set_rng_state(rank_states[dist.rank], rng_device)
+            elif dist.is_main:
+                _set_rng_state(state["rng"], rng_device)
+            else:  # a new rank: a stream of its own, reproducible
                 _seed_everything(config.seed + dist.rank + 1_000_003 * step)
+            if saved_world != dist.world_size and dist.is_main:
+                LOGGER.warning(
+                    "resuming a run of %d process(es) on %d: the global batch changes from %d "
+                    "to %d samples per step", saved_world, dist.world_size,
+                    config.batch_size * saved_world, config.batch_size * dist.world_size)
             last_checkpoint = found
             LOGGER.info("resumed from %s at step %d", found, step)
 
@@ -424,7 +413,8 @@ def run_training(
                                 collate_fn=collate_samples, num_workers=config.num_workers,
                                 generator=torch.Generator().manual_seed(config.seed))
 
-    snap_config = config.snapflow_config()
+    # DDP built after any resume: it starts every rank from rank 0's weights.
+    model = dist.wrap(_StageObjective(policy, config), device)
     show_bar = progress and dist.is_main and sys.stderr.isatty()
     bar = None
     if show_bar:
@@ -434,14 +424,18 @@ def run_training(
                    dynamic_ncols=True)
 
     def checkpoint(at_step: int) -> Path | None:
+        rng_states = dist.gather(_rng_state(rng_device))  # a collective: every rank calls it
         if not dist.is_main:
             return None
-        path = save_checkpoint(
-            policy, out_dir, stage=config.stage, step=at_step, command=command,
-            keep=config.keep_checkpoints, train_state={
-                "stage": config.stage, "step": at_step, "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "rng": _rng_state(),
-                "config": config_to_dict(config), "world_size": dist.world_size})
+        train_state = {
+            "stage": config.stage, "step": at_step, "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "rng": rng_states[0],
+            "config": config_to_dict(config), "world_size": dist.world_size}
+        if dist.enabled:
+            train_state["rng_ranks"] = rng_states
+        path = save_checkpoint(policy, out_dir, stage=config.stage, step=at_step,
+                               command=command, keep=config.keep_checkpoints,
+                               train_state=train_state)
         LOGGER.info("checkpoint %s", path)
         if on_checkpoint is not None:
             on_checkpoint(path)
@@ -469,18 +463,15 @@ def run_training(
         while step < config.steps:
             tick = time.perf_counter()
             batch = _to_device(next(iterator), device)
-            if config.stage == "teacher":
-                loss, metrics = flow_matching_loss(policy, batch,
-                                                   time_distribution=config.time_distribution)
-            else:
-                loss, metrics = snapflow_loss(policy, batch, snap_config)
+            loss, metrics = model(batch)
+            # The global batch's metrics on every rank (so a non-finite loss stops them all).
+            metrics = dist.mean(metrics, device)
             if not math.isfinite(metrics["loss"]):
                 raise FloatingPointError(
                     f"non-finite training loss at step {step + 1}: {metrics}; lower lr or check "
                     f"the data (last good checkpoint: {last_checkpoint})")
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            dist.average_gradients(parameters)
+            loss.backward()  # under DDP, also the gradient mean over the ranks
             grad_norm = (float(torch.nn.utils.clip_grad_norm_(parameters, config.grad_clip))
                          if config.grad_clip > 0 else math.nan)
             optimizer.step()
@@ -527,7 +518,10 @@ def run_training(
             val_metrics = validate(step) or val_metrics
         if saved_at != step:
             last_checkpoint = checkpoint(step) or last_checkpoint
+        # Every rank returns once the final checkpoint exists, and names it.
+        last_checkpoint = dist.from_main(last_checkpoint)
     finally:
+        del model  # drops DDP's gradient hooks from the policy's parameters
         if bar is not None:
             bar.close()
         for parameter, flag in frozen_flags:
