@@ -346,7 +346,7 @@ def run_training(
     metrics_log = _MetricsLog(out_dir / METRICS_FILE if dist.is_main else None)
     policy.to(device)
 
-    if config.stage == "snapflow" and not policy.prefix_parameters():
+    if config.stage == "snapflow" and not policy.prefix_parameters() and dist.is_main:
         LOGGER.warning("%s declares no prefix parameters: nothing is frozen in the snapflow "
                        "stage", type(policy).__name__)
     parameters = policy.trainable_parameters(config.stage)
@@ -370,9 +370,9 @@ def run_training(
     if resume:
         # Every rank loads the checkpoint rank 0 found (one step count, one set of weights).
         found = dist.from_main(latest_checkpoint(out_dir) if dist.is_main else None)
-        if found is None:
+        if found is None and dist.is_main:
             LOGGER.info("resume: no checkpoint in %s yet, starting from step 0", out_dir)
-        else:
+        elif found is not None:
             state = load_train_state(found)
             if state.get("stage") != config.stage:
                 raise CheckpointError(
@@ -397,7 +397,8 @@ def run_training(
                     "to %d samples per step", saved_world, dist.world_size,
                     config.batch_size * saved_world, config.batch_size * dist.world_size)
             last_checkpoint = found
-            LOGGER.info("resumed from %s at step %d", found, step)
+            if dist.is_main:
+                LOGGER.info("resumed from %s at step %d", found, step)
 
     sampler = StepBatchSampler(len(train_dataset), config.batch_size, seed=config.seed,
                                start_step=step, rank=dist.rank, world_size=dist.world_size)
@@ -510,7 +511,8 @@ def run_training(
             stop_requested = should_stop() if should_stop is not None else False
             if dist.any_true(stop_requested, device) and step < config.steps:
                 stopped = True
-                LOGGER.info("stop requested at step %d", step)
+                if dist.is_main:
+                    LOGGER.info("stop requested at step %d", step)
                 break
         if window_losses:
             last_loss = float(np.mean(window_losses))
