@@ -178,3 +178,15 @@ def test_torchrun_variables_are_read_and_checked(monkeypatch):
     monkeypatch.delenv("LOCAL_RANK")
     with pytest.raises(ConfigError, match="LOCAL_RANK not set: start the processes with torchrun"):
         DistributedRun.from_environment()
+
+
+def test_a_local_rank_past_the_gpu_count_is_named(monkeypatch):
+    from snapflow_ros.config_fields import ConfigError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    run = DistributedRun(rank=3, world_size=4, local_rank=1)
+    assert run.device("auto") == torch.device("cuda:1")
+    assert run.device("cuda") == torch.device("cuda:1")
+    with pytest.raises(ConfigError, match="local rank 2 has no GPU: this machine has 2 CUDA"):
+        DistributedRun(rank=2, world_size=4, local_rank=2).device("auto")
