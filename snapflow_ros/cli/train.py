@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 import shlex
 import signal
 import sys
@@ -219,7 +220,9 @@ def run_train(args: argparse.Namespace) -> int:
                                log=lambda line: print(line, flush=True),
                                command=command_line(args))
     if result.stopped_early:
-        print(f"interrupted at step {result.training.step}; resume with --resume --out "
-              f"{shlex.quote(str(Path(job.out_dir)))}", file=sys.stderr)
+        # Under torchrun every rank stops; one line for the user is enough.
+        if os.environ.get("RANK", "0") == "0":
+            print(f"interrupted at step {result.training.step}; resume with --resume --out "
+                  f"{shlex.quote(str(Path(job.out_dir)))}", file=sys.stderr)
         return EXIT_INTERRUPTED
     return EXIT_OK
