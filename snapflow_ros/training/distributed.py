@@ -16,6 +16,7 @@ rank 0's values to every rank). This module imports torch only when a method run
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import os
 from typing import TYPE_CHECKING, Any
@@ -102,9 +103,10 @@ class DistributedRun:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
                                 init_method="env://", rank=self.rank,
                                 world_size=self.world_size)
-        # Left open for later runs of this process (a second stage) and not destroyed at exit:
-        # a rank tearing its group down while a peer still finishes the last collective makes
-        # gloo abort the peer, and after run_training's final sync nothing is pending.
+        # Left open for later runs of this process (a second stage); closed at exit after a
+        # barrier, so no rank tears the group down while a peer still finishes a collective, and
+        # gloo's threads are joined (an open group at exit can abort with "terminate called").
+        atexit.register(_close_process_group)
 
     def wrap(self, module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
         """``module`` in DistributedDataParallel (itself when not distributed).
@@ -164,3 +166,16 @@ class DistributedRun:
         box = [value if self.is_main else None]
         dist.broadcast_object_list(box, src=0)
         return box[0]
+
+
+def _close_process_group() -> None:
+    """At exit: wait for every rank, then close the process group (best effort)."""
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        return
+    try:
+        dist.barrier()
+        dist.destroy_process_group()
+    except Exception:  # noqa: BLE001 - a peer already gone: nothing left to close cleanly
+        pass
