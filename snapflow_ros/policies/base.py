@@ -58,6 +58,9 @@ class RobotInterface:
     camera_keys: tuple[str, ...] = param(("top",), "Camera keys the model was trained on.")
     image_height: int = param(128, "Image height fed to the model (pixels).", low=8, high=4096)
     image_width: int = param(128, "Image width fed to the model (pixels).", low=8, high=4096)
+    environment_state_names: tuple[str, ...] = param(
+        (), "Environment-state dimensions (object poses ...), 'source/field' in model order "
+            "(e.g. object_poses/0/x); empty: the policy reads none.")
 
     def __post_init__(self) -> None:
         check_config(self)
@@ -65,14 +68,15 @@ class RobotInterface:
             object.__setattr__(self, "action_names", tuple(self.joint_names))
         for label, names in (("joint_names", self.joint_names),
                              ("action_names", self.action_names),
-                             ("camera_keys", self.camera_keys)):
+                             ("camera_keys", self.camera_keys),
+                             ("environment_state_names", self.environment_state_names)):
             if len(set(names)) != len(names):
                 raise ConfigError(f"{label} has duplicates: {list(names)}")
 
     def check_matches(self, other: RobotInterface, *, what: str = "checkpoint") -> None:
         """Raise :class:`CheckpointMismatchError` naming every field where ``other`` differs."""
         problems = []
-        for label in ("joint_names", "action_names", "camera_keys"):
+        for label in ("joint_names", "action_names", "camera_keys", "environment_state_names"):
             mine, theirs = getattr(self, label), getattr(other, label)
             if tuple(mine) != tuple(theirs):
                 missing = [n for n in theirs if n not in mine]

@@ -29,17 +29,21 @@ _OPTIONAL_KINDS = ("min", "max", "q01", "q99")
 """Statistics a checkpoint may lack (written before they were computed): LeRobot's stats keys."""
 _OPTIONAL_FIELDS = tuple(f"{prefix}_{kind}" for prefix in ("state", "action")
                          for kind in _OPTIONAL_KINDS)
-_ALL_FIELDS = _FIELDS + _OPTIONAL_FIELDS
+_ENVIRONMENT_FIELDS = tuple(f"environment_state_{kind}"
+                            for kind in ("mean", "std") + _OPTIONAL_KINDS)
+"""Statistics of the environment state (object poses ...): all None when a policy has none."""
+_ALL_FIELDS = _FIELDS + _OPTIONAL_FIELDS + _ENVIRONMENT_FIELDS
 QUANTILES = (0.01, 0.99)
 """The quantiles stored as ``q01`` / ``q99`` (LeRobot's ``QUANTILES`` normalisation bounds)."""
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class NormalizationStats:
-    """Per-dimension statistics of the state ``(S,)`` and the action ``(A,)``, float32.
+    """Per-dimension statistics of the state ``(S,)``, the action ``(A,)`` and the optional
+    environment state ``(E,)`` (LeRobot's ``observation.environment_state``), float32.
 
     Mean and std are always there; min / max / q01 / q99 are None in statistics written before
-    they were computed.
+    they were computed. The ``environment_state_*`` fields are None for a policy without one.
     """
 
     state_mean: np.ndarray
@@ -54,11 +58,17 @@ class NormalizationStats:
     action_max: np.ndarray | None = None
     action_q01: np.ndarray | None = None
     action_q99: np.ndarray | None = None
+    environment_state_mean: np.ndarray | None = None
+    environment_state_std: np.ndarray | None = None
+    environment_state_min: np.ndarray | None = None
+    environment_state_max: np.ndarray | None = None
+    environment_state_q01: np.ndarray | None = None
+    environment_state_q99: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         for name in _ALL_FIELDS:
             value = getattr(self, name)
-            if value is None and name in _OPTIONAL_FIELDS:
+            if value is None and name not in _FIELDS:
                 continue
             try:
                 array = np.asarray(value, dtype=np.float32).reshape(-1).copy()
@@ -68,7 +78,10 @@ class NormalizationStats:
                 raise ConfigError(f"NormalizationStats.{name} has non-finite values: {array}")
             array.setflags(write=False)
             object.__setattr__(self, name, array)
-        for prefix in ("state", "action"):
+        if (self.environment_state_mean is None) != (self.environment_state_std is None):
+            raise ConfigError("NormalizationStats: environment_state_mean and "
+                              "environment_state_std must be given together")
+        for prefix in self._prefixes():
             mean, std = getattr(self, f"{prefix}_mean"), getattr(self, f"{prefix}_std")
             if mean.shape != std.shape:
                 raise ConfigError(
@@ -92,15 +105,21 @@ class NormalizationStats:
                     raise ConfigError(f"NormalizationStats.{prefix}_{high} must be >= "
                                       f"{prefix}_{low}")
 
+    def _prefixes(self) -> tuple[str, ...]:
+        if self.environment_state_mean is None:
+            return ("state", "action")
+        return ("state", "action", "environment_state")
+
     def has(self, kind: str) -> bool:
         """Whether the state and the action both carry statistic ``kind`` (``q01``, ``min`` ...)."""
         if kind in ("mean", "std"):
             return True
         return all(getattr(self, f"{prefix}_{kind}", None) is not None
-                   for prefix in ("state", "action"))
+                   for prefix in self._prefixes())
 
     def lerobot_stats(self, prefix: str) -> dict[str, np.ndarray]:
-        """``state`` or ``action`` statistics under LeRobot's stats keys (mean, std, q01 ...)."""
+        """``state``, ``action`` or ``environment_state`` statistics under LeRobot's stats keys
+        (mean, std, q01 ...)."""
         stats = {kind: getattr(self, f"{prefix}_{kind}") for kind in ("mean", "std")
                  + _OPTIONAL_KINDS}
         return {kind: value for kind, value in stats.items() if value is not None}
@@ -115,10 +134,17 @@ class NormalizationStats:
         """Number of action dimensions A."""
         return int(self.action_mean.size)
 
+    @property
+    def environment_state_dim(self) -> int:
+        """Number of environment-state dimensions E (0: the policy has none)."""
+        mean = self.environment_state_mean
+        return 0 if mean is None else int(mean.size)
+
     @classmethod
-    def from_arrays(cls, states: Any, actions: Any, *,
+    def from_arrays(cls, states: Any, actions: Any, *, environment_states: Any = None,
                     min_std: float = DEFAULT_MIN_STD) -> NormalizationStats:
-        """Statistics of ``states (N, S)`` and ``actions (N, A)``; std floored at ``min_std``.
+        """Statistics of ``states (N, S)``, ``actions (N, A)`` and optional
+        ``environment_states (N, E)``; std floored at ``min_std``.
 
         The quantiles are exact (``np.quantile``, linear interpolation), where LeRobot's dataset
         tools estimate them from histograms. A min..max or q01..q99 range narrower than
@@ -127,7 +153,10 @@ class NormalizationStats:
         if not min_std > 0:
             raise ConfigError(f"min_std={min_std!r}: must be > 0")
         stats = {}
-        for prefix, data in (("state", states), ("action", actions)):
+        arrays = [("state", states), ("action", actions)]
+        if environment_states is not None:
+            arrays.append(("environment_state", environment_states))
+        for prefix, data in arrays:
             array = np.asarray(data, dtype=np.float64)
             if array.ndim != 2 or array.shape[0] == 0:
                 raise ConfigError(
@@ -150,10 +179,16 @@ class NormalizationStats:
         return cls(**stats)
 
     @classmethod
-    def identity(cls, state_dim: int, action_dim: int) -> NormalizationStats:
+    def identity(cls, state_dim: int, action_dim: int,
+                 environment_state_dim: int = 0) -> NormalizationStats:
         """Statistics that leave values unchanged (mean 0, std 1; min / q01 -1, max / q99 1)."""
         bounds = {}
-        for prefix, dim in (("state", state_dim), ("action", action_dim)):
+        dims = [("state", state_dim), ("action", action_dim)]
+        if environment_state_dim:
+            dims.append(("environment_state", environment_state_dim))
+            bounds["environment_state_mean"] = np.zeros(environment_state_dim)
+            bounds["environment_state_std"] = np.ones(environment_state_dim)
+        for prefix, dim in dims:
             for kind in ("min", "q01"):
                 bounds[f"{prefix}_{kind}"] = -np.ones(dim)
             for kind in ("max", "q99"):
@@ -185,6 +220,13 @@ class NormalizationStats:
     def normalize_state(self, state: np.ndarray) -> np.ndarray:
         """Robot-unit state ``(..., S)`` -> normalised state."""
         return (np.asarray(state, np.float32) - self.state_mean) / self.state_std
+
+    def normalize_environment_state(self, environment_state: np.ndarray) -> np.ndarray:
+        """Robot-unit environment state ``(..., E)`` -> normalised (z-score)."""
+        if self.environment_state_mean is None:
+            raise ConfigError("these normalisation stats have no environment state")
+        return ((np.asarray(environment_state, np.float32) - self.environment_state_mean)
+                / self.environment_state_std)
 
     def normalize_action(self, action: np.ndarray) -> np.ndarray:
         """Robot-unit action ``(..., A)`` -> normalised action."""

@@ -317,7 +317,9 @@ def _init_robot_and_data(job: TrainJobConfig, log: Callable[[str], None]):
     try:
         robot.check_matches(RobotInterface(joint_names=robot.joint_names,
                                            action_names=robot.action_names,
-                                           camera_keys=data.camera_keys),
+                                           camera_keys=data.camera_keys,
+                                           environment_state_names=(
+                                               robot.environment_state_names)),
                             what=f"--init checkpoint {info['checkpoint_dir']}")
     except CheckpointMismatchError as exc:
         raise _bags_mismatch(exc, job.bags) from None
