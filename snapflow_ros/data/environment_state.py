@@ -44,8 +44,7 @@ class EnvironmentStateError(ValueError):
 
 
 def source_key(topic: str) -> str:
-    """The source name of an environment-state topic: its last segment (``/mocap/cube`` ->
-    ``cube``)."""
+    """The source name of a topic: its last segment (``/mocap/cube`` -> ``cube``)."""
     segments = [s for s in topic.strip("/").split("/") if s]
     return segments[-1] if segments else topic
 
@@ -73,8 +72,7 @@ def _pose_values(pose: object, layout: str) -> list[float]:
 
 
 def environment_state_values(msgtype: str, message: object, layout: str = "pose") -> np.ndarray:
-    """The flat ``(n,)`` float64 vector of one message (metres, unit quaternion, or the array's
-    own units)."""
+    """The flat ``(n,)`` float64 vector of one message (m, unit quaternion, or as sent)."""
     if layout not in ENVIRONMENT_STATE_LAYOUTS:
         raise EnvironmentStateError(f"layout {layout!r}: must be one of "
                                     f"{ENVIRONMENT_STATE_LAYOUTS}")
@@ -109,8 +107,7 @@ def environment_state_names(source: str, msgtype: str, size: int,
 
 
 def sizes_by_source(names: Sequence[str]) -> dict[str, int]:
-    """Entries per source in model order, for names ``<source>/<field>``; the entries of one
-    source must be contiguous."""
+    """Entries per source in model order for names ``<source>/<field>`` (contiguous per source)."""
     sizes: dict[str, int] = {}
     last = None
     for name in names:
@@ -131,3 +128,29 @@ def check_values(source: str, values: np.ndarray, expected_size: int) -> None:
             f"{source}: {values.size} values, the policy expects {expected_size}")
     if not all(math.isfinite(v) for v in values):
         raise EnvironmentStateError(f"{source}: non-finite values {values.tolist()}")
+
+
+def environment_state_rows(source: str, msgtype: str, messages: Sequence[object],
+                           layout: str = "pose") -> tuple[tuple[str, ...], np.ndarray]:
+    """Names and ``(N, n)`` float64 values of all messages of one topic (a recording).
+
+    Every message must give the same number of finite values; raises
+    :class:`EnvironmentStateError` naming the first message that does not. No message: no names,
+    shape ``(0, 0)``.
+    """
+    rows = [environment_state_values(msgtype, message, layout) for message in messages]
+    if not rows:
+        return (), np.zeros((0, 0), dtype=np.float64)
+    size = rows[0].size
+    for index, row in enumerate(rows):
+        if row.size != size:
+            raise EnvironmentStateError(
+                f"message {index} gives {row.size} values where the first gave {size} (the "
+                "number of objects must stay the same through a recording)")
+    values = np.stack(rows)
+    bad = np.nonzero(~np.isfinite(values).all(axis=1))[0]
+    if bad.size:
+        raise EnvironmentStateError(
+            f"message {int(bad[0])} has non-finite values {values[bad[0]].tolist()} "
+            f"({bad.size} such message(s))")
+    return environment_state_names(source, msgtype, size, layout), values

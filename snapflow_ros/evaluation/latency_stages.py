@@ -52,6 +52,7 @@ class _Observation:
     images: dict
     state: np.ndarray
     task: str
+    environment_state: np.ndarray
 
 
 class InferenceStages:
@@ -88,7 +89,8 @@ class InferenceStages:
         """The prepared batch of one camera frame ``(h, w, 3)`` and state ``(S,)``, and noise."""
         from snapflow_ros.runtime.policy_runner import policy_batch
 
-        observation = _Observation({key: frame for key in self.robot.camera_keys}, state, PROMPT)
+        observation = _Observation({key: frame for key in self.robot.camera_keys}, state, PROMPT,
+                                   np.zeros(len(self.robot.environment_state_names)))
         batch = policy_batch(self.robot, observation, self.device)
         return self._stages.prepare(batch), self._stages.draw_noise(1, self.generator)
 

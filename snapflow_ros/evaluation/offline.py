@@ -127,7 +127,7 @@ def _batch(episodes: Sequence[Episode], frames: Sequence[tuple[int, int]], chunk
            device: torch.device) -> dict:
     """Policy batch for ``(episode, frame)`` pairs (chunks padded past episode ends)."""
     images: dict[str, list[np.ndarray]] = {key: [] for key in episodes[0].images}
-    states, actions, pads, tasks = [], [], [], []
+    states, actions, pads, tasks, environment = [], [], [], [], []
     for episode_index, frame in frames:
         episode = episodes[episode_index]
         steps = np.arange(frame, frame + chunk_size)
@@ -138,13 +138,18 @@ def _batch(episodes: Sequence[Episode], frames: Sequence[tuple[int, int]], chunk
         states.append(episode.state[frame])
         actions.append(episode.action[steps])
         tasks.append(episode.task)
-    return {
+        environment.append(episode.environment_state[frame])
+    batch = {
         "images": {k: torch.from_numpy(np.stack(v)).to(device) for k, v in images.items()},
         "state": torch.from_numpy(np.stack(states).astype(np.float32)).to(device),
         "action": torch.from_numpy(np.stack(actions).astype(np.float32)),
         "action_is_pad": torch.from_numpy(np.stack(pads)),
         "task": tasks,
     }
+    if episodes[0].environment_state_names:
+        batch["environment_state"] = torch.from_numpy(
+            np.stack(environment).astype(np.float32)).to(device)
+    return batch
 
 
 def _predict(policy, episodes, frames, config: OfflineEvalConfig, *, steps: int, mode: str,

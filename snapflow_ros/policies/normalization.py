@@ -39,11 +39,11 @@ QUANTILES = (0.01, 0.99)
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class NormalizationStats:
-    """Per-dimension statistics of the state ``(S,)``, the action ``(A,)`` and the optional
-    environment state ``(E,)`` (LeRobot's ``observation.environment_state``), float32.
+    """Per-dimension float32 statistics of state ``(S,)``, action ``(A,)``, env. state ``(E,)``.
 
-    Mean and std are always there; min / max / q01 / q99 are None in statistics written before
-    they were computed. The ``environment_state_*`` fields are None for a policy without one.
+    The environment state is LeRobot's ``observation.environment_state`` (optional). Mean and
+    std are always there; min / max / q01 / q99 are None in statistics written before they
+    were computed. The ``environment_state_*`` fields are None for a policy without one.
     """
 
     state_mean: np.ndarray
@@ -118,8 +118,7 @@ class NormalizationStats:
                    for prefix in self._prefixes())
 
     def lerobot_stats(self, prefix: str) -> dict[str, np.ndarray]:
-        """``state``, ``action`` or ``environment_state`` statistics under LeRobot's stats keys
-        (mean, std, q01 ...)."""
+        """Statistics of ``prefix`` (state, action, environment_state) under LeRobot's keys."""
         stats = {kind: getattr(self, f"{prefix}_{kind}") for kind in ("mean", "std")
                  + _OPTIONAL_KINDS}
         return {kind: value for kind, value in stats.items() if value is not None}
@@ -143,8 +142,9 @@ class NormalizationStats:
     @classmethod
     def from_arrays(cls, states: Any, actions: Any, *, environment_states: Any = None,
                     min_std: float = DEFAULT_MIN_STD) -> NormalizationStats:
-        """Statistics of ``states (N, S)``, ``actions (N, A)`` and optional
-        ``environment_states (N, E)``; std floored at ``min_std``.
+        """Statistics of ``states (N, S)``, ``actions (N, A)``, optional ``(N, E)`` env. states.
+
+        Every std is floored at ``min_std``.
 
         The quantiles are exact (``np.quantile``, linear interpolation), where LeRobot's dataset
         tools estimate them from histograms. A min..max or q01..q99 range narrower than

@@ -79,7 +79,8 @@ def policy_batch(robot: RobotInterface, observation: Any, device: torch.device) 
     """The policy batch of one observation (images resized to the checkpoint's size).
 
     ``images``: ``{key: (1, 3, h, w) uint8}``, ``state``: ``(1, S)`` float32, ``task``:
-    ``[str]``, all on ``device``. The runner and ``snapflow bench latency`` both build it here.
+    ``[str]``, and ``environment_state`` ``(1, E)`` float32 when the checkpoint reads one, all on
+    ``device``. The runner and ``snapflow bench latency`` both build it here.
     """
     import torch
 
@@ -94,8 +95,16 @@ def policy_batch(robot: RobotInterface, observation: Any, device: torch.device) 
     state = np.asarray(observation.state, dtype=np.float32)
     if state.shape != (len(robot.joint_names),):
         raise ValueError(f"state of shape {state.shape} for {len(robot.joint_names)} joints")
-    return {"images": images, "state": torch.from_numpy(state).unsqueeze(0).to(device),
-            "task": [str(getattr(observation, "task", "") or "")]}
+    batch = {"images": images, "state": torch.from_numpy(state).unsqueeze(0).to(device),
+             "task": [str(getattr(observation, "task", "") or "")]}
+    if robot.environment_state_names:
+        size = len(robot.environment_state_names)
+        environment = np.asarray(getattr(observation, "environment_state", ()), np.float32)
+        if environment.shape != (size,):
+            raise ValueError(f"environment state of shape {environment.shape} for {size} "
+                             f"values {list(robot.environment_state_names)}")
+        batch["environment_state"] = torch.from_numpy(environment).unsqueeze(0).to(device)
+    return batch
 
 
 class PolicyRunner:
@@ -215,7 +224,8 @@ class PolicyRunner:
         blank = np.zeros((self.robot.image_height, self.robot.image_width, 3), dtype=np.uint8)
         observation = _BlankObservation(
             images={key: blank for key in self.robot.camera_keys},
-            state=np.zeros(len(self.robot.joint_names)), task=task)
+            state=np.zeros(len(self.robot.joint_names)), task=task,
+            environment_state=np.zeros(len(self.robot.environment_state_names)))
         generator = torch.Generator(device=self.device).manual_seed(0)
         result = None
         for _ in range(iterations):
@@ -245,3 +255,4 @@ class _BlankObservation:
     images: dict
     state: np.ndarray
     task: str
+    environment_state: np.ndarray

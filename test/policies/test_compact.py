@@ -178,3 +178,56 @@ def test_config_round_trips_through_its_dict(policy):
 def test_stats_must_match_the_robot():
     with pytest.raises(ConfigError, match="2 state"):
         CompactFlowPolicy(tiny_config(), ROBOT, NormalizationStats.identity(2, 3))
+
+
+ENV_ROBOT = RobotInterface(joint_names=("shoulder", "elbow", "gripper"), camera_keys=("top",),
+                           image_height=32, image_width=32,
+                           environment_state_names=tuple(f"object_poses/0/{f}" for f in
+                                                         ("x", "y", "z", "qx", "qy", "qz", "qw")))
+
+
+def _env_policy() -> CompactFlowPolicy:
+    rng = np.random.default_rng(1)
+    stats = NormalizationStats.from_arrays(rng.normal(0, 2, (30, 3)), rng.normal(1, 0.5, (30, 3)),
+                                           environment_states=rng.normal(0.3, 0.1, (30, 7)))
+    torch.manual_seed(0)
+    policy = CompactFlowPolicy(tiny_config(), ENV_ROBOT, stats).eval()
+    randomize_(policy)
+    return policy
+
+
+def test_environment_state_is_one_more_context_token_and_changes_the_chunk():
+    policy = _env_policy()
+    batch = make_batch(batch_size=2)
+    del batch["images"]["wrist"]
+    batch["environment_state"] = torch.full((2, 7), 0.3)
+    noise = torch.randn(2, 6, 3, generator=torch.Generator().manual_seed(0))
+    context = policy.encode(batch)
+    assert context["tokens"].shape == (2, 4 + 1 + 1, 32)
+    first = predict_action_chunk(policy, batch, num_steps=1, noise=noise)
+    batch["environment_state"] = torch.full((2, 7), 0.5)
+    moved = predict_action_chunk(policy, batch, num_steps=1, noise=noise)
+    assert not torch.allclose(first, moved)
+
+
+def test_environment_state_missing_or_misshapen_fails_with_its_names():
+    policy = _env_policy()
+    batch = make_batch(batch_size=2)
+    with pytest.raises(KeyError, match="object_poses/0/x"):
+        policy.encode(batch)
+    batch["environment_state"] = torch.zeros(2, 3)
+    with pytest.raises(ValueError, match=r"\(2, 7\)"):
+        policy.encode(batch)
+
+
+def test_environment_state_stats_travel_in_the_weights(tmp_path):
+    from snapflow_ros.policies.checkpoint import load_policy, save_checkpoint
+
+    policy = _env_policy()
+    save_checkpoint(policy, tmp_path / "ckpt", stage="teacher", step=1)
+    loaded = load_policy(tmp_path / "ckpt")
+    assert loaded.robot.environment_state_names == ENV_ROBOT.environment_state_names
+    assert loaded.normalization_stats() == policy.normalization_stats()
+    with pytest.raises(Exception, match="environment_state_names"):
+        load_policy(tmp_path / "ckpt", expected_robot=RobotInterface(
+            joint_names=ENV_ROBOT.joint_names, camera_keys=("top",)))

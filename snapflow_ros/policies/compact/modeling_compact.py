@@ -7,7 +7,8 @@ denoising step in a few milliseconds:
 
 - prefix (:meth:`CompactFlowPolicy.encode`, run once per observation): each camera's uint8 image
   goes through its own stride-2 conv stack; the feature map becomes a few tokens (learned spatial
-  softmax keypoints, or average-pooled grid cells); the normalised state becomes one more token.
+  softmax keypoints, or average-pooled grid cells); the normalised state becomes one more token,
+  and so does the normalised environment state (object poses) when the robot interface has one.
 - action expert (:meth:`CompactFlowPolicy.velocity`, run once per denoising step): the H noisy
   action tokens attend to each other and cross-attend to the context tokens. The time ``t``
   (sinusoidal encoding -> MLP) plus SnapFlow's ``phi_s(s)`` (``target_time_embedding``) condition
@@ -98,7 +99,7 @@ class CameraEncoder(nn.Module):
 
 
 class ObservationEncoder(nn.Module):
-    """The prefix: every camera and the normalised state -> context tokens ``(B, N, hidden)``."""
+    """The prefix: cameras, state and environment state -> context tokens ``(B, N, hidden)``."""
 
     def __init__(self, config: CompactPolicyConfig, robot: RobotInterface) -> None:
         super().__init__()
@@ -112,6 +113,10 @@ class ObservationEncoder(nn.Module):
             torch.randn(len(self.camera_keys), config.hidden_dim) * 0.02)
         self.state_proj = nn.Linear(max(len(robot.joint_names), 1), config.hidden_dim)
         self.has_state = bool(robot.joint_names)
+        # Only built when there is an environment state, so older checkpoints keep their keys.
+        self.environment_state_proj = (
+            nn.Linear(len(robot.environment_state_names), config.hidden_dim)
+            if robot.environment_state_names else None)
         self.norm = nn.LayerNorm(config.hidden_dim)
 
     def _prepare_image(self, key: str, image: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -127,8 +132,12 @@ class ObservationEncoder(nn.Module):
             image = _random_shift(image, self.random_shift_pixels)
         return image
 
-    def forward(self, images: dict, normalized_state: torch.Tensor) -> torch.Tensor:
-        """Context tokens ``(B, N, hidden)`` for camera images and state ``(B, S)``."""
+    def forward(self, images: dict, normalized_state: torch.Tensor,
+                normalized_environment_state: torch.Tensor | None = None) -> torch.Tensor:
+        """Context tokens ``(B, N, hidden)`` for images, state ``(B, S)``, env. state ``(B, E)``.
+
+        The environment state is required when the robot interface has one.
+        """
         tokens = []
         device = normalized_state.device
         for index, (key, encoder) in enumerate(zip(self.camera_keys, self.cameras)):
@@ -139,6 +148,8 @@ class ObservationEncoder(nn.Module):
             tokens.append(encoder(image) + self.camera_embedding[index])
         if self.has_state:
             tokens.append(self.state_proj(normalized_state).unsqueeze(1))
+        if self.environment_state_proj is not None:
+            tokens.append(self.environment_state_proj(normalized_environment_state).unsqueeze(1))
         return self.norm(torch.cat(tokens, dim=1))
 
 
@@ -225,13 +236,17 @@ class CompactFlowPolicy(FlowMatchingPolicy):
         self.chunk_size = config.chunk_size
         self.action_dim = len(robot.action_names)
         state_dim = len(robot.joint_names)
+        environment_dim = len(robot.environment_state_names)
         if stats is None:
-            stats = NormalizationStats.identity(state_dim, self.action_dim)
-        if stats.state_dim != state_dim or stats.action_dim != self.action_dim:
+            stats = NormalizationStats.identity(state_dim, self.action_dim, environment_dim)
+        if (stats.state_dim, stats.action_dim, stats.environment_state_dim) != (
+                state_dim, self.action_dim, environment_dim):
             raise ConfigError(
                 f"normalisation stats are for {stats.state_dim} state / {stats.action_dim} "
-                f"action dims, the robot has {state_dim} joints / {self.action_dim} actions")
-        for name in ("state_mean", "state_std", "action_mean", "action_std"):
+                f"action / {stats.environment_state_dim} environment-state dims, the robot has "
+                f"{state_dim} joints / {self.action_dim} actions / {environment_dim} "
+                "environment-state values")
+        for name in self._stat_buffers():
             self.register_buffer(name, torch.as_tensor(getattr(stats, name).copy()))
 
         hidden = config.hidden_dim
@@ -270,10 +285,16 @@ class CompactFlowPolicy(FlowMatchingPolicy):
         """
         return cls(config_from_dict(CompactPolicyConfig, config_dict), robot, stats)
 
+    def _stat_buffers(self) -> tuple[str, ...]:
+        names = ("state_mean", "state_std", "action_mean", "action_std")
+        if self.robot.environment_state_names:
+            names += ("environment_state_mean", "environment_state_std")
+        return names
+
     def normalization_stats(self) -> NormalizationStats:
         """The normalisation statistics held in the policy's buffers."""
-        return NormalizationStats(*(getattr(self, n).detach().cpu().numpy() for n in
-                                    ("state_mean", "state_std", "action_mean", "action_std")))
+        return NormalizationStats(**{n: getattr(self, n).detach().cpu().numpy()
+                                     for n in self._stat_buffers()})
 
     # -- FlowMatchingPolicy ----------------------------------------------------------------------
 
@@ -282,7 +303,7 @@ class CompactFlowPolicy(FlowMatchingPolicy):
         return list(self.observation_encoder.parameters())
 
     def encode(self, batch: dict) -> Context:
-        """Encode images and state once: ``{"tokens": (B, N, hidden)}``."""
+        """Encode images, state and environment state once: ``{"tokens": (B, N, hidden)}``."""
         state = batch.get("state")
         if state is None:
             raise KeyError("batch has no 'state'")
@@ -291,7 +312,20 @@ class CompactFlowPolicy(FlowMatchingPolicy):
             raise ValueError(f"state must have shape (B, {self.state_mean.shape[0]}), "
                              f"got {tuple(state.shape)}")
         normalized = (state - self.state_mean) / self.state_std
-        return {"tokens": self.observation_encoder(batch.get("images", {}), normalized)}
+        environment = None
+        if self.robot.environment_state_names:
+            environment = batch.get("environment_state")
+            size = self.environment_state_mean.shape[0]
+            if environment is None:
+                raise KeyError(f"batch has no 'environment_state' (the policy reads {size} "
+                               f"values: {list(self.robot.environment_state_names)})")
+            environment = environment.to(state.device, torch.float32)
+            if environment.shape != (state.shape[0], size):
+                raise ValueError(f"environment_state must have shape ({state.shape[0]}, "
+                                 f"{size}), got {tuple(environment.shape)}")
+            environment = (environment - self.environment_state_mean) / self.environment_state_std
+        return {"tokens": self.observation_encoder(batch.get("images", {}), normalized,
+                                                   environment)}
 
     def velocity(self, x: torch.Tensor, s: torch.Tensor, t: torch.Tensor,
                  context: Context) -> torch.Tensor:
