@@ -28,7 +28,24 @@ from rosbags.rosbag2 import Reader, ReaderError
 from rosbags.serde import SerdeError
 from rosbags.typesys import Stores, get_typestore
 
+from snapflow_ros.data.bag_errors import (
+    BagError,
+    ClockMismatchError,
+    CorruptBagError,
+    ImageEncodingError,
+    MalformedMessageError,
+    MessageTypeError,
+    MissingJointError,
+    MissingTopicError,
+    NotABagError,
+)
 from snapflow_ros.data.config import BagTopicsConfig
+from snapflow_ros.data.environment_state import (
+    ENVIRONMENT_STATE_TYPES,
+    EnvironmentStateError,
+    environment_state_rows,
+    source_key,
+)
 
 IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED_IMAGE = "sensor_msgs/msg/CompressedImage"
@@ -48,61 +65,6 @@ BAG_FILE_SUFFIXES = (".mcap", ".db3")
 
 # Header and bag clocks further apart than this are different clocks (sim time, unsynced PCs).
 _CLOCK_MISMATCH_NS = 1_000_000_000
-
-
-class BagError(ValueError):
-    """A recording cannot be used; the message names the file and, where known, the topic."""
-
-    def __init__(self, problem: str, *, path: str | Path | None = None,
-                 topic: str | None = None) -> None:
-        self.path = Path(path) if path is not None else None
-        self.topic = topic
-        self.problem = problem
-        where = str(path) if path is not None else "<unknown bag>"
-        if topic:
-            where += f": topic '{topic}'"
-        super().__init__(f"{where}: {problem}")
-
-    def __reduce__(self):
-        # Keeps path and topic when the error crosses a process boundary (worker processes).
-        return _rebuild_bag_error, (type(self), self.problem, self.path, self.topic)
-
-
-def _rebuild_bag_error(cls: type, problem: str, path: Path | None,
-                       topic: str | None) -> BagError:
-    return cls(problem, path=path, topic=topic)
-
-
-class NotABagError(BagError):
-    """The path is not a rosbag2 directory, an .mcap / .db3 file, or a folder holding them."""
-
-
-class CorruptBagError(BagError):
-    """The bag file is truncated or damaged (or a message in it cannot be decoded)."""
-
-
-class MissingTopicError(BagError):
-    """A configured topic is not in the bag."""
-
-
-class MessageTypeError(BagError):
-    """A topic carries another message type than its configured role needs."""
-
-
-class ImageEncodingError(BagError):
-    """An image topic uses an encoding this reader does not decode."""
-
-
-class MissingJointError(BagError):
-    """Joints named in the config are absent from the messages."""
-
-
-class MalformedMessageError(BagError):
-    """A message is well-formed CDR but its content is inconsistent (e.g. sizes disagree)."""
-
-
-class ClockMismatchError(BagError):
-    """Header stamps and bag receive times come from different clocks but are combined."""
 
 
 # Errors the storage and CDR layers raise on damaged files; anything else is a real bug.
@@ -223,12 +185,16 @@ class BagStreams:
     marker: TopicStream | None  # values: list of bool or str
     state_names: tuple[str, ...]
     action_names: tuple[str, ...]
+    # topic -> values (N, n) float32, in config order; their names concatenated
+    environment: dict[str, TopicStream] = dataclasses.field(default_factory=dict)
+    environment_state_names: tuple[str, ...] = ()
 
     def required(self) -> dict[str, TopicStream]:
-        """Streams every sample needs (cameras, state, action), by topic."""
+        """Streams every sample needs (cameras, state, action, environment state), by topic."""
         streams = {s.topic: s for s in self.cameras.values()}
         streams[self.state.topic] = self.state
         streams[self.action.topic] = self.action
+        streams.update(self.environment)
         return streams
 
     def all_streams(self) -> list[TopicStream]:
@@ -422,6 +388,8 @@ def _expected_types(config: BagTopicsConfig, present: dict[str, str],
     elif config.action_topic != config.state_topic:
         types[config.action_topic] = ()  # reported as missing below
     # action_topic == state_topic: a JointState (BagTopicsConfig allows no other type there).
+    for topic in config.environment_state_topics:
+        types[topic] = tuple(ENVIRONMENT_STATE_TYPES.values())
     if config.task_topic:
         types[config.task_topic] = (STRING,)
     if config.episode_marker_topic:
@@ -530,6 +498,17 @@ def _to_streams(path: Path, config: BagTopicsConfig,
         state_names=state_names,
         action_names=action_names,
     )
+    for topic in config.environment_state_topics:
+        collector = collectors[topic]
+        try:
+            names, rows = environment_state_rows(source_key(topic), collector.msgtype,
+                                                 collector.values,
+                                                 config.environment_state_layout)
+        except EnvironmentStateError as exc:
+            raise MalformedMessageError(str(exc), path=path, topic=topic) from exc
+        streams.environment[topic] = collector.stream(config.time_source, (len(names),),
+                                                      np.float32, list(rows))
+        streams.environment_state_names += names
     if config.time_source == "header":
         _check_clocks(streams)
     return streams

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 
 from snapflow_ros.config_fields import ConfigError, check_config, param
+from snapflow_ros.data.environment_state import ENVIRONMENT_STATE_LAYOUTS, source_key
 
 ACTION_TYPES = ("joint_state", "joint_trajectory", "float64_multi_array")
 # "auto": the action message type is the one the bag's metadata records for the action topic.
@@ -62,6 +63,13 @@ class BagTopicsConfig:
         (), "Action dimensions, picked by name in this order (default: joint_names, else the "
             "action message's joints in the state's order where the state has them). For "
             "float64_multi_array they label the array's entries, which must match in number.")
+    environment_state_topics: tuple[str, ...] = param(
+        (), "Environment-state topics (object poses: geometry_msgs/PoseStamped or PoseArray, or "
+            "std_msgs/Float64MultiArray), resampled like the joints and concatenated in this "
+            "order into observation.environment_state (empty: none).")
+    environment_state_layout: str = param(
+        "pose", "Values per pose of the environment-state topics: pose (x y z qx qy qz qw) or "
+                "position (x y z).", choices=ENVIRONMENT_STATE_LAYOUTS)
     task_topic: str = param(
         "", "Optional std_msgs/String topic with the task instruction (empty: none).")
     default_task: str = param(
@@ -108,13 +116,23 @@ class BagTopicsConfig:
         for label, names in (("camera_topics", self.camera_topics),
                              ("camera_keys", self.camera_keys),
                              ("joint_names", self.joint_names),
-                             ("action_joint_names", self.action_joint_names)):
+                             ("action_joint_names", self.action_joint_names),
+                             ("environment_state_topics", self.environment_state_topics)):
             if len(set(names)) != len(names):
                 hint = " (set camera_keys explicitly)" if label == "camera_keys" else ""
                 raise ConfigError(f"{label} has duplicates: {list(names)}{hint}")
         if not self.action_joint_names and self.joint_names:
             object.__setattr__(self, "action_joint_names", tuple(self.joint_names))
+        sources = [source_key(t) for t in self.environment_state_topics]
+        if not all(t.strip("/") for t in self.environment_state_topics):
+            raise ConfigError(f"environment_state_topics {list(self.environment_state_topics)} "
+                              "has an empty topic")
+        if len(set(sources)) != len(sources):
+            raise ConfigError(
+                f"environment_state_topics {list(self.environment_state_topics)} end in the "
+                f"same name ({sources}): their values would share names; rename a topic")
         used = [*self.camera_topics, self.state_topic, self.action_topic,
+                *self.environment_state_topics,
                 *(t for t in (self.task_topic, self.episode_marker_topic) if t)]
         repeated = {t for t in used if used.count(t) > 1}
         # Reading the action from the state stream (action = measured position) is the one
