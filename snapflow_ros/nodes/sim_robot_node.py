@@ -7,6 +7,9 @@ Interface (topic names relative, so they can be namespaced and remapped):
 - publishes ``camera/image_raw`` (sensor_msgs/Image, rgb8, ``image_size`` square) and
   ``joint_states`` (sensor_msgs/JointState, the 14 ``ALOHA_JOINT_NAMES``: radians and
   normalised grippers, 0 closed .. 1 open) after every control step;
+- publishes ``object_poses`` (geometry_msgs/PoseArray, frame ``world``: transfer_cube [cube],
+  insertion [peg, socket], from the physics) with the same stamp, before the image and joint
+  states of that step, unless ``publish_object_poses`` is false;
 - subscribes ``joint_trajectory`` (trajectory_msgs/JointTrajectory): points are executed at
   ``header.stamp + time_from_start`` (a zero stamp means on receipt), a new message replaces
   the not-yet-executed points, a single point with ``time_from_start = 0`` is a streamed
@@ -42,6 +45,7 @@ import threading
 import time
 
 import rclpy
+from geometry_msgs.msg import Pose, PoseArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.exceptions import InvalidParameterValueException
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
@@ -61,7 +65,12 @@ from snapflow_ros.nodes.ros_parameters import (
     config_from_parameters,
     declare_config_parameters,
 )
-from snapflow_ros.sim.aloha_env import ALOHA_JOINT_NAMES, CONTROL_PERIOD_S, AlohaSimConfig
+from snapflow_ros.sim.aloha_env import (
+    ALOHA_JOINT_NAMES,
+    CONTROL_PERIOD_S,
+    AlohaSimConfig,
+    poses_in_ros_order,
+)
 from snapflow_ros.sim.demo_recording import EVAL_SEED_START
 from snapflow_ros.sim.sim_robot import TICK_NS, SimRobot
 
@@ -95,6 +104,9 @@ class SimRobotNodeConfig:
                                     low=1, high=100000, runtime=True)
     interpolate: bool = param(True, "Interpolate linearly between trajectory points "
                               "(false: hold each point until the next).")
+    publish_object_poses: bool = param(
+        True, "Publish object_poses (geometry_msgs/PoseArray, frame world) every step, "
+        "stamped like joint_states.")
 
     def __post_init__(self) -> None:
         check_config(self)
@@ -136,6 +148,8 @@ class SimRobotNode(Node):
                                   history=HistoryPolicy.KEEP_LAST)
         self._image_pub = self.create_publisher(Image, "camera/image_raw", observations)
         self._joint_pub = self.create_publisher(JointState, "joint_states", observations)
+        self._poses_pub = (self.create_publisher(PoseArray, "object_poses", observations)
+                           if self.config.publish_object_poses else None)
         # Deep history: an evaluator must not miss the ``done`` message of a fast episode.
         self._status_pub = self.create_publisher(String, "episode/status", 100)
         self._clock_pub = self.create_publisher(Clock, "/clock", 10) if self.lockstep else None
@@ -238,6 +252,18 @@ class SimRobotNode(Node):
         stamp = _stamp(stamp_ns)
         if self._clock_pub is not None:
             self._clock_pub.publish(Clock(clock=stamp))
+        if self._poses_pub is not None:
+            # Before the joint states: a policy triggered by them finds this step's poses.
+            poses = PoseArray()
+            poses.header.stamp = stamp
+            poses.header.frame_id = "world"
+            for x, y, z, qx, qy, qz, qw in poses_in_ros_order(obs.object_poses).tolist():
+                pose = Pose()
+                pose.position.x, pose.position.y, pose.position.z = x, y, z
+                pose.orientation.x, pose.orientation.y = qx, qy
+                pose.orientation.z, pose.orientation.w = qz, qw
+                poses.poses.append(pose)
+            self._poses_pub.publish(poses)
         image = Image()
         image.header.stamp = stamp
         image.header.frame_id = self.sim_config.camera

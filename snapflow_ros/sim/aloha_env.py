@@ -49,6 +49,12 @@ TASK_DESCRIPTIONS = {
     "insertion": "Insert the peg into the socket.",
 }
 
+# Objects of each task, in gym-aloha's env_state order (one free joint of 7 numbers each).
+OBJECT_NAMES = {
+    "transfer_cube": ("cube",),
+    "insertion": ("peg", "socket"),
+}
+
 # Scene files of gym-aloha: joint-position control, and the mocap (end-effector) variant.
 _SCENE_FILES = {
     ("transfer_cube", False): "bimanual_viperx_transfer_cube.xml",
@@ -93,6 +99,14 @@ class AlohaObservation:
     qpos: np.ndarray  # (14,) float64: per arm 6 joints (rad) + gripper (0 closed .. 1 open)
     qvel: np.ndarray  # (14,) float64: joint velocities (rad/s), gripper in normalised units/s
     step: int  # control steps since reset
+    # (7 N,) float64: per object (OBJECT_NAMES order) position (m) then quaternion (w, x, y, z)
+    object_poses: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
+
+
+def poses_in_ros_order(object_poses: np.ndarray) -> np.ndarray:
+    """(7 N,) poses as xyz + quaternion wxyz -> (N, 7) as geometry_msgs orders them: xyz, xyzw."""
+    poses = np.asarray(object_poses, dtype=np.float64).reshape(-1, 7)
+    return poses[:, [0, 1, 2, 4, 5, 6, 3]]
 
 
 def object_poses_for_seed(task: str, seed: int) -> np.ndarray:
@@ -269,7 +283,8 @@ class AlohaSim:
 
     def _observe(self, raw: dict) -> AlohaObservation:
         return AlohaObservation(image=self.render(), qpos=np.asarray(raw["qpos"], np.float64),
-                                qvel=np.asarray(raw["qvel"], np.float64), step=self._step)
+                                qvel=np.asarray(raw["qvel"], np.float64), step=self._step,
+                                object_poses=self.object_poses())
 
     def reset(self, seed: int) -> AlohaObservation:
         """Start an episode with the object poses of ``seed``; arms at the rest pose."""

@@ -12,14 +12,15 @@ topic                        type                                content
 ``/camera/image_raw``        sensor_msgs/msg/Image (rgb8)        observation before step t
 ``/joint_states``            sensor_msgs/msg/JointState          14 named positions (+ velocity)
 ``/joint_trajectory``        trajectory_msgs/msg/JointTrajectory one point: the command of step t
+``/object_poses``            geometry_msgs/msg/PoseArray         object poses before step t (world)
 ``/task``                    std_msgs/msg/String                 task description, once at t = 0
 ``/episode/status``          std_msgs/msg/String                 JSON summary, once at the end
 ===========================  ==================================  ===============================
 
-Image, joint state and command of step t share the stamp ``t * 20 ms``; the command's single
-point has ``time_from_start = 0`` (a streamed command, applied from its stamp on), as the sim
-robot node executes it. Messages are serialised with rosbags' own CDR serialiser for ROS 2
-Jazzy / Kilted (identical type hashes for these types), never with rclpy.
+Image, joint state, object poses and command of step t share the stamp ``t * 20 ms``; the
+command's single point has ``time_from_start = 0`` (a streamed command, applied from its stamp
+on), as the sim robot node executes it. Messages are serialised with rosbags' own CDR
+serialiser for ROS 2 Jazzy / Kilted (identical type hashes for these types), never with rclpy.
 
 Seeds: training demonstrations use seeds from :data:`TRAIN_SEED_START` (0) upwards, closed-loop
 evaluation uses seeds from :data:`EVAL_SEED_START` (100000) upwards, so no evaluation episode
@@ -51,6 +52,7 @@ from snapflow_ros.sim.aloha_env import (
     TASKS,
     AlohaSim,
     AlohaSimConfig,
+    poses_in_ros_order,
 )
 from snapflow_ros.sim.scripted_expert import Demonstration, ScriptedExpert
 
@@ -62,12 +64,14 @@ EVAL_SEED_START = 100000
 IMAGE_TOPIC = "/camera/image_raw"
 JOINT_STATE_TOPIC = "/joint_states"
 COMMAND_TOPIC = "/joint_trajectory"
+OBJECT_POSES_TOPIC = "/object_poses"
 TASK_TOPIC = "/task"
 STATUS_TOPIC = "/episode/status"
 BAG_TOPICS = {
     IMAGE_TOPIC: "sensor_msgs/msg/Image",
     JOINT_STATE_TOPIC: "sensor_msgs/msg/JointState",
     COMMAND_TOPIC: "trajectory_msgs/msg/JointTrajectory",
+    OBJECT_POSES_TOPIC: "geometry_msgs/msg/PoseArray",
     TASK_TOPIC: "std_msgs/msg/String",
     STATUS_TOPIC: "std_msgs/msg/String",
 }
@@ -114,7 +118,10 @@ def bag_name(task: str, seed: int) -> str:
 
 def write_demonstration_bag(demo: Demonstration, path: str | Path, *, storage: str = "sqlite3",
                             camera_frame: str = "top") -> Path:
-    """Write ``demo`` as one rosbag2 at ``path`` (a new directory); returns ``path``."""
+    """Write ``demo`` as one rosbag2 at ``path`` (a new directory); returns ``path``.
+
+    ``/object_poses`` is left out when ``demo.object_poses`` is None.
+    """
     from rosbags.rosbag2 import StoragePlugin, Writer
 
     if storage not in STORAGES:
@@ -129,6 +136,10 @@ def write_demonstration_bag(demo: Demonstration, path: str | Path, *, storage: s
     JointTrajectory = types["trajectory_msgs/msg/JointTrajectory"]
     JointTrajectoryPoint = types["trajectory_msgs/msg/JointTrajectoryPoint"]
     String = types["std_msgs/msg/String"]
+    Pose = types["geometry_msgs/msg/Pose"]
+    Point = types["geometry_msgs/msg/Point"]
+    Quaternion = types["geometry_msgs/msg/Quaternion"]
+    PoseArray = types["geometry_msgs/msg/PoseArray"]
     names = list(ALOHA_JOINT_NAMES)
     empty = np.zeros(0, dtype=np.float64)
 
@@ -139,7 +150,8 @@ def write_demonstration_bag(demo: Demonstration, path: str | Path, *, storage: s
     path = Path(path)
     with Writer(path, version=9, storage_plugin=plugin) as writer:
         conns = {topic: writer.add_connection(topic, msgtype, typestore=store)
-                 for topic, msgtype in BAG_TOPICS.items()}
+                 for topic, msgtype in BAG_TOPICS.items()
+                 if topic != OBJECT_POSES_TOPIC or demo.object_poses is not None}
 
         def write(topic: str, stamp_ns: int, msg: object) -> None:
             writer.write(conns[topic], stamp_ns, store.serialize_cdr(msg, BAG_TOPICS[topic]))
@@ -154,6 +166,13 @@ def write_demonstration_bag(demo: Demonstration, path: str | Path, *, storage: s
             write(JOINT_STATE_TOPIC, stamp, JointState(
                 header=header(stamp), name=names, position=demo.qpos[step].astype(np.float64),
                 velocity=demo.qvel[step].astype(np.float64), effort=empty))
+            if demo.object_poses is not None:
+                poses = [Pose(position=Point(x=x, y=y, z=z),
+                              orientation=Quaternion(x=qx, y=qy, z=qz, w=qw))
+                         for x, y, z, qx, qy, qz, qw
+                         in poses_in_ros_order(demo.object_poses[step]).tolist()]
+                write(OBJECT_POSES_TOPIC, stamp, PoseArray(header=header(stamp, "world"),
+                                                           poses=poses))
             point = JointTrajectoryPoint(
                 positions=demo.actions[step].astype(np.float64), velocities=empty,
                 accelerations=empty, effort=empty, time_from_start=Duration(sec=0, nanosec=0))

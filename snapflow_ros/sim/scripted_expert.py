@@ -56,6 +56,8 @@ class Demonstration:
     rewards: np.ndarray  # (T,) reward after action t
     success: bool  # the joint-space replay reached the task's success reward
     first_success_step: int | None  # 1-based step count at which it first succeeded
+    # (T, 7 N) object poses before action t (AlohaObservation.object_poses); None: not recorded
+    object_poses: np.ndarray | None = None
 
     @property
     def num_steps(self) -> int:
@@ -275,15 +277,17 @@ class ScriptedExpert:
         rewards = np.zeros(steps)
         first_success = None
         obs = sim.reset(seed)
+        object_poses = np.zeros((steps, len(obs.object_poses)))
         for step, action in enumerate(plan.actions):
             images[step], qpos[step], qvel[step] = obs.image, obs.qpos, obs.qvel
+            object_poses[step] = obs.object_poses
             obs, rewards[step], success, _ = sim.step(action)
             if success and first_success is None:
                 first_success = step + 1
         return Demonstration(
             task=plan.task, seed=seed, images=images, qpos=qpos, qvel=qvel,
             actions=plan.actions.copy(), rewards=rewards, success=first_success is not None,
-            first_success_step=first_success,
+            first_success_step=first_success, object_poses=object_poses,
         )
 
 

@@ -9,7 +9,12 @@ import pytest
 from rosbags.rosbag2 import Reader
 from rosbags.typesys import Stores, get_typestore
 
-from snapflow_ros.sim.aloha_env import ALOHA_JOINT_NAMES, TASK_DESCRIPTIONS
+from snapflow_ros.sim.aloha_env import (
+    ALOHA_JOINT_NAMES,
+    TASK_DESCRIPTIONS,
+    object_poses_for_seed,
+    poses_in_ros_order,
+)
 from snapflow_ros.sim.demo_recording import (
     BAG_TOPICS,
     bag_name,
@@ -46,12 +51,12 @@ def test_bag_has_the_robot_topics_with_their_types_and_counts(recorded):
     assert types == BAG_TOPICS
     counts = {topic: len(items) for topic, items in messages.items()}
     assert counts == {"/camera/image_raw": 400, "/joint_states": 400, "/joint_trajectory": 400,
-                      "/task": 1, "/episode/status": 1}
+                      "/object_poses": 400, "/task": 1, "/episode/status": 1}
 
 
 def test_stamps_are_simulated_time_from_zero_at_50_hz(recorded):
     messages, _ = recorded
-    for topic in ("/camera/image_raw", "/joint_states", "/joint_trajectory"):
+    for topic in ("/camera/image_raw", "/joint_states", "/joint_trajectory", "/object_poses"):
         log_times = [t for t, _, _ in messages[topic]]
         stamps = [m.header.stamp.sec * 10**9 + m.header.stamp.nanosec
                   for _, m, _ in messages[topic]]
@@ -75,6 +80,22 @@ def test_messages_carry_image_joints_command_task_and_status(recorded):
     status = json.loads(status_msg.data)
     assert status["seed"] == 4 and status["success"] is True and status["step"] == 400
     assert status["max_reward"] == 4.0 and end_time == 400 * 20_000_000
+
+
+def test_object_poses_start_at_the_seed_pose_and_follow_the_cube(recorded):
+    messages, _ = recorded
+    arrays = [m for _, m, _ in messages["/object_poses"]]
+    assert {m.header.frame_id for m in arrays} == {"world"}
+    poses = np.array([[[p.position.x, p.position.y, p.position.z, p.orientation.x,
+                        p.orientation.y, p.orientation.z, p.orientation.w] for p in m.poses]
+                      for m in arrays])
+    assert poses.shape == (400, 1, 7)
+    np.testing.assert_allclose(poses[0], poses_in_ros_order(object_poses_for_seed(
+        "transfer_cube", 4)), atol=1e-9)
+    np.testing.assert_allclose(np.linalg.norm(poses[:, 0, 3:], axis=1), 1.0, atol=1e-6)
+    # The right arm lifts the cube to the hand-over point (0, 0.5, 0.25) by step 250.
+    assert poses[0, 0, 2] < 0.06 and poses[250, 0, 2] > 0.15
+    assert abs(poses[250, 0, 1] - 0.5) < 0.05
 
 
 def test_commands_lead_the_recorded_joint_states(recorded):

@@ -7,13 +7,14 @@ import json
 import numpy as np
 import pytest
 from builtin_interfaces.msg import Duration
+from geometry_msgs.msg import PoseArray
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from snapflow_ros.sim.aloha_env import ALOHA_JOINT_NAMES
+from snapflow_ros.sim.aloha_env import ALOHA_JOINT_NAMES, poses_in_ros_order
 
 pytestmark = pytest.mark.ros
 
@@ -29,8 +30,10 @@ class RobotClient:
         self.graph = graph_client
         node = graph_client.node
         self.images, self.joints, self.statuses, self.clock = [], [], [], []
+        self.poses = []
         node.create_subscription(Image, "camera/image_raw", self.images.append, 10)
         node.create_subscription(JointState, "joint_states", self.joints.append, 10)
+        node.create_subscription(PoseArray, "object_poses", self.poses.append, 10)
         node.create_subscription(String, "episode/status",
                                  lambda m: self.statuses.append(json.loads(m.data)), 100)
         node.create_subscription(Clock, "/clock", self.clock.append, 10)
@@ -143,6 +146,46 @@ def test_lockstep_steps_only_for_commanded_ticks(start_node, graph_client):
     assert proc.stop(timeout=15) == 0
 
 
+def pose_rows(msg):
+    """(N, 7) x y z qx qy qz qw of a PoseArray."""
+    return np.array([[p.position.x, p.position.y, p.position.z, p.orientation.x,
+                      p.orientation.y, p.orientation.z, p.orientation.w] for p in msg.poses])
+
+
+def test_object_poses_carry_the_joint_states_stamp_and_the_physics_poses(
+        start_node, graph_client, transfer_cube_sim):
+    client = RobotClient(graph_client)
+    proc = start_robot(start_node, graph_client, lockstep_timeout_s=60.0)
+    client.wait(lambda: client.joints, timeout=5)
+    reply = client.reset()
+    assert reply.success
+    seed = json.loads(reply.message)["seed"]
+    reset_ns = round(json.loads(reply.message)["stamp_s"] * 1e9)
+    assert client.wait(lambda: client.joints and stamp_ns(client.joints[-1]) >= reset_ns)
+    first = client.joints[-1]
+    hold = np.array(first.position)
+    client.send([hold] * 10, stamp=first.header.stamp)
+    t0 = stamp_ns(first)
+    assert client.wait(lambda: client.poses and stamp_ns(client.poses[-1]) >= t0 + 10 * TICK_NS
+                       and stamp_ns(client.joints[-1]) >= t0 + 10 * TICK_NS), proc.log_text()
+    by_stamp = {stamp_ns(m): m for m in client.poses}
+    # One PoseArray per observation, with its joint states' stamp, in the world frame.
+    assert all(stamp_ns(j) in by_stamp for j in client.joints if stamp_ns(j) >= t0)
+    assert {m.header.frame_id for m in client.poses} == {"world"}
+    assert all(len(m.poses) == 1 for m in client.poses)  # transfer_cube: the cube
+
+    # The same seed and commands in this process reach the same poses.
+    transfer_cube_sim.reset(seed)
+    np.testing.assert_allclose(pose_rows(by_stamp[t0]),
+                               poses_in_ros_order(transfer_cube_sim.object_poses()), atol=1e-9)
+    for _ in range(10):
+        transfer_cube_sim.step(hold)
+    expected = poses_in_ros_order(transfer_cube_sim.object_poses())
+    np.testing.assert_allclose(pose_rows(by_stamp[t0 + 10 * TICK_NS]), expected, atol=1e-9)
+    assert np.linalg.norm(expected[0, 3:]) == pytest.approx(1.0)
+    assert proc.stop(timeout=15) == 0
+
+
 def test_invalid_parameters_stop_the_node_with_a_message(start_node, graph_client):
     proc = start_node(MODULE, params={"image_size": 64})
     proc.process.wait(timeout=40)
@@ -152,7 +195,7 @@ def test_invalid_parameters_stop_the_node_with_a_message(start_node, graph_clien
 
 def test_realtime_mode_steps_at_50_hz_on_the_wall_clock(start_node, graph_client):
     client = RobotClient(graph_client)
-    proc = start_robot(start_node, graph_client, mode="realtime")
+    proc = start_robot(start_node, graph_client, mode="realtime", publish_object_poses=False)
     assert client.wait(lambda: client.joints)
     graph_client.spin_for(0.5)
     before = len(client.joints)
@@ -162,4 +205,5 @@ def test_realtime_mode_steps_at_50_hz_on_the_wall_clock(start_node, graph_client
     stamps = [stamp_ns(m) for m in client.joints[before:]]
     assert all(b > a for a, b in zip(stamps, stamps[1:])), "stamps must increase"
     assert not client.clock, "realtime mode must not publish /clock"
+    assert not client.poses, "publish_object_poses:=false must not publish object_poses"
     assert proc.stop(timeout=15) == 0
