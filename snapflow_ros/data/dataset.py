@@ -28,7 +28,7 @@ def check_episodes_match(episodes: Sequence[Episode]) -> None:
     ref = episodes[0]
     for episode in episodes[1:]:
         problems = []
-        for label in ("state_names", "action_names", "camera_keys"):
+        for label in ("state_names", "action_names", "camera_keys", "environment_state_names"):
             if tuple(getattr(episode, label)) != tuple(getattr(ref, label)):
                 problems.append(f"{label} {list(getattr(episode, label))} != "
                                 f"{list(getattr(ref, label))}")
@@ -43,14 +43,15 @@ def check_episodes_match(episodes: Sequence[Episode]) -> None:
 
 
 def robot_interface(episodes: Sequence[Episode]) -> RobotInterface:
-    """Joint names, action names, camera keys and image size the episodes were recorded with."""
+    """Joints, actions, cameras, image size and environment state of the episodes."""
     check_episodes_match(episodes)
     ref = episodes[0]
     height, width = next(iter(ref.images.values())).shape[1:3] if ref.images else (128, 128)
     return RobotInterface(joint_names=tuple(ref.state_names),
                           action_names=tuple(ref.action_names),
                           camera_keys=tuple(ref.camera_keys), image_height=int(height),
-                          image_width=int(width))
+                          image_width=int(width),
+                          environment_state_names=tuple(ref.environment_state_names))
 
 
 class ChunkDataset(Dataset):
@@ -58,7 +59,9 @@ class ChunkDataset(Dataset):
 
     A sample is a dict: ``images`` {key: uint8 (3, h, w)}, ``state`` float32 (S,), ``action``
     float32 (H, A), ``action_is_pad`` bool (H,), ``task`` str, ``episode_index`` and
-    ``frame_index`` int. The default collate function stacks them into the policy batch layout.
+    ``frame_index`` int, and ``environment_state`` float32 (E,) when the episodes have one
+    (E > 0; the key is absent otherwise). The default collate function stacks them into the
+    policy batch layout.
     """
 
     def __init__(self, episodes: Sequence[Episode], chunk_size: int) -> None:
@@ -103,7 +106,7 @@ class ChunkDataset(Dataset):
                 np.asarray(frames[frame]).transpose(2, 0, 1)))
             for key, frames in episode.images.items()
         }
-        return {
+        sample = {
             "images": images,
             "state": torch.from_numpy(np.array(episode.state[frame], dtype=np.float32)),
             "action": torch.from_numpy(np.array(episode.action[steps], dtype=np.float32)),
@@ -112,6 +115,10 @@ class ChunkDataset(Dataset):
             "episode_index": episode_index,
             "frame_index": frame,
         }
+        if episode.environment_state_names:
+            sample["environment_state"] = torch.from_numpy(
+                np.array(episode.environment_state[frame], dtype=np.float32))
+        return sample
 
 
 def split_episodes(episodes: Sequence[Episode], val_fraction: float | None = None,
@@ -145,7 +152,9 @@ def split_episodes(episodes: Sequence[Episode], val_fraction: float | None = Non
 
 
 def compute_normalization_stats(train_episodes: Sequence[Episode]):
-    """Normalisation statistics of every frame's state and action in ``train_episodes``.
+    """Normalisation statistics of every frame's state, action and environment state.
+
+    The environment state's only when the episodes have one (E > 0).
 
     Mean / std, min / max and q01 / q99 (PI05 normalises with the quantiles).
 
@@ -159,4 +168,7 @@ def compute_normalization_stats(train_episodes: Sequence[Episode]):
     check_episodes_match(train_episodes)
     states = np.concatenate([e.state for e in train_episodes], axis=0)
     actions = np.concatenate([e.action for e in train_episodes], axis=0)
-    return NormalizationStats.from_arrays(states, actions)
+    environment_states = None
+    if train_episodes[0].environment_state_names:
+        environment_states = np.concatenate([e.environment_state for e in train_episodes], axis=0)
+    return NormalizationStats.from_arrays(states, actions, environment_states=environment_states)

@@ -27,7 +27,7 @@ from snapflow_ros.data.config import BagTopicsConfig
 from snapflow_ros.data.episodes import BagReport, Episode
 
 LOGGER = logging.getLogger("snapflow_ros.data")
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: environment state (older entries are decoded again)
 _SAMPLE_BYTES = 1 << 20
 
 
@@ -87,6 +87,8 @@ class EpisodeCache:
                     action_names=tuple(info["action_names"]),
                     rate_hz=float(info["rate_hz"]),
                     segment=int(info["segment"]),
+                    environment_state=np.load(folder / f"e{i}.env.npy"),
+                    environment_state_names=tuple(info["environment_state_names"]),
                 ))
             report = BagReport(path=bag, from_cache=True, **meta["report"])
         except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -107,6 +109,7 @@ class EpisodeCache:
             "episodes": [{
                 "camera_keys": list(e.images), "task": e.task,
                 "state_names": list(e.state_names), "action_names": list(e.action_names),
+                "environment_state_names": list(e.environment_state_names),
                 "rate_hz": e.rate_hz, "segment": e.segment, "length": len(e),
             } for e in episodes],
         }
@@ -120,6 +123,7 @@ class EpisodeCache:
                 np.save(tmp / f"e{i}.state.npy", episode.state)
                 np.save(tmp / f"e{i}.action.npy", episode.action)
                 np.save(tmp / f"e{i}.t.npy", episode.timestamps_ns)
+                np.save(tmp / f"e{i}.env.npy", episode.environment_state)
             (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
             os.rename(tmp, folder)
             tmp = None

@@ -36,7 +36,11 @@ LOGGER = logging.getLogger("snapflow_ros.data")
 
 @dataclasses.dataclass
 class Episode:
-    """One demonstration resampled at ``rate_hz``: T steps of images, state and action."""
+    """One demonstration resampled at ``rate_hz``: T steps of images, state and action.
+
+    ``environment_state`` (object poses ...) is ``(T, E)`` float32 in
+    ``environment_state_names`` order, shape ``(T, 0)`` when the config reads none.
+    """
 
     images: dict[str, np.ndarray]  # camera key -> (T, h, w, 3) uint8 RGB
     state: np.ndarray  # (T, S) float32, robot units (rad, m)
@@ -48,6 +52,17 @@ class Episode:
     action_names: tuple[str, ...]
     rate_hz: float
     segment: int = 0  # episode number within its bag
+    environment_state: np.ndarray | None = None  # (T, E) float32; None -> (T, 0)
+    environment_state_names: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.environment_state is None:
+            self.environment_state = np.zeros((len(self.timestamps_ns), 0), np.float32)
+        if self.environment_state.shape != (len(self.timestamps_ns),
+                                            len(self.environment_state_names)):
+            raise ValueError(
+                f"environment_state of shape {self.environment_state.shape} does not match "
+                f"{len(self.timestamps_ns)} steps of {len(self.environment_state_names)} names")
 
     def __len__(self) -> int:
         return len(self.timestamps_ns)
@@ -182,6 +197,8 @@ def build_episodes(streams: BagStreams, config: BagTopicsConfig) -> tuple[list[E
             action_names=streams.action_names,
             rate_hz=config.rate_hz,
             segment=samples.segment,
+            environment_state=_environment_rows(streams, samples.indices),
+            environment_state_names=streams.environment_state_names,
         ))
     all_streams = streams.all_streams()
     report = BagReport(
@@ -196,6 +213,15 @@ def build_episodes(streams: BagStreams, config: BagTopicsConfig) -> tuple[list[E
         warnings=list(result.warnings),
     )
     return episodes, report
+
+
+def _environment_rows(streams: BagStreams, indices: dict[str, np.ndarray]) -> np.ndarray:
+    """``(T, E)`` float32: each environment-state stream at the sample indices, in topic order."""
+    length = len(next(iter(indices.values())))
+    parts = [stream.values[indices[topic]] for topic, stream in streams.environment.items()]
+    if not parts:
+        return np.zeros((length, 0), np.float32)
+    return np.ascontiguousarray(np.concatenate(parts, axis=1), dtype=np.float32)
 
 
 def _decode_bag(bag: Path, config: BagTopicsConfig
@@ -282,14 +308,15 @@ def load_episodes(bag_paths: str | Path | Iterable[str | Path], config: BagTopic
 
 
 def _check_consistent(loaded: list[Episode], new: list[Episode]) -> None:
-    """All episodes must share joint names (cameras and image size come from one config)."""
+    """All episodes must share joint and environment-state names (cameras: one config)."""
     if not loaded or not new:
         return
     reference, episode = loaded[0], new[0]
-    for label in ("state_names", "action_names"):
+    for label in ("state_names", "action_names", "environment_state_names"):
         mine, theirs = getattr(episode, label), getattr(reference, label)
         if tuple(mine) != tuple(theirs):
-            raise BagError(
-                f"{label} {list(mine)} differ from {list(theirs)} in {reference.source}; set "
-                "joint_names / action_joint_names in the config to pick the same joints",
-                path=episode.source)
+            hint = ("every recording must track the same objects (the same number of poses "
+                    "per environment-state topic)" if label == "environment_state_names" else
+                    "set joint_names / action_joint_names in the config to pick the same joints")
+            raise BagError(f"{label} {list(mine)} differ from {list(theirs)} in "
+                           f"{reference.source}; {hint}", path=episode.source)

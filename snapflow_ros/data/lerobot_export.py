@@ -3,9 +3,11 @@
 """Export episodes as a LeRobotDataset (v3, images stored in parquet, no video), offline.
 
 Features: ``observation.images.<camera key>`` (image, h x w x 3), ``observation.state`` and
-``action`` (float32, named by joint), and the task text of each frame. The dataset is written
-into a hidden folder next to ``out_dir`` and renamed into place only when complete, so a failed
-export leaves nothing at ``out_dir``.
+``action`` (float32, named by joint), ``observation.environment_state`` (float32, named
+``<source>/<field>``, only when the episodes have one), and the task text of each frame. LeRobot
+computes every feature's statistics (``meta/stats.json``) as it writes the episodes. The
+dataset is written into a hidden folder next to ``out_dir`` and renamed into place only when
+complete, so a failed export leaves nothing at ``out_dir``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from snapflow_ros.data.episodes import Episode
 
 STATE_KEY = "observation.state"
 ACTION_KEY = "action"
+ENVIRONMENT_STATE_KEY = "observation.environment_state"
 IMAGE_KEY_PREFIX = "observation.images."
 
 
@@ -37,6 +40,10 @@ def lerobot_features(episode: Episode) -> dict[str, dict]:
                            "names": list(episode.state_names)}
     features[ACTION_KEY] = {"dtype": "float32", "shape": (len(episode.action_names),),
                             "names": list(episode.action_names)}
+    if episode.environment_state_names:
+        features[ENVIRONMENT_STATE_KEY] = {
+            "dtype": "float32", "shape": (len(episode.environment_state_names),),
+            "names": list(episode.environment_state_names)}
     return features
 
 
@@ -82,6 +89,9 @@ def export_lerobot_dataset(episodes: Sequence[Episode], out_dir: str | Path, rep
                              for key, frames in episode.images.items()}
                     frame[STATE_KEY] = np.asarray(episode.state[t], dtype=np.float32)
                     frame[ACTION_KEY] = np.asarray(episode.action[t], dtype=np.float32)
+                    if ENVIRONMENT_STATE_KEY in features:
+                        frame[ENVIRONMENT_STATE_KEY] = np.asarray(episode.environment_state[t],
+                                                                  dtype=np.float32)
                     frame["task"] = task
                     dataset.add_frame(frame)
                 dataset.save_episode()
