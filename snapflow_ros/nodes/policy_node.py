@@ -26,14 +26,14 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import QoSProfile
 from rclpy.time import Time
-from sensor_msgs.msg import CompressedImage, Image, JointState
-from std_msgs.msg import Float64MultiArray, MultiArrayDimension, String
+from std_msgs.msg import Float64MultiArray, MultiArrayDimension
 from trajectory_msgs.msg import JointTrajectory
 
 from snapflow_ros.config_fields import ConfigError
 from snapflow_ros.nodes import node_process, ros_parameters
+from snapflow_ros.nodes.input_subscriptions import subscribe_inputs
 from snapflow_ros.nodes.trajectory_message import trajectory_message
 from snapflow_ros.runtime.config import PolicyNodeConfig
 from snapflow_ros.runtime.policy_controller import (
@@ -44,17 +44,6 @@ from snapflow_ros.runtime.policy_controller import (
 )
 
 NODE_NAME = "snapflow_policy"
-
-
-def _stamp_seconds(stamp: Any) -> float:
-    return float(stamp.sec) + 1e-9 * float(stamp.nanosec)
-
-
-def _qos(reliability: str, depth: int) -> QoSProfile:
-    if reliability == "best_effort":
-        return QoSProfile(depth=depth, reliability=ReliabilityPolicy.BEST_EFFORT,
-                          history=qos_profile_sensor_data.history)
-    return QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE)
 
 
 class PolicyNode(LifecycleNode):
@@ -134,6 +123,7 @@ class PolicyNode(LifecycleNode):
             logger=self.get_logger())
         self._parameter_config = self._config
         self._config = config = replace(self._config, controller=controller.config)
+        config.check_environment_state(config.controller.observation.environment_state_names)
         self._create_interfaces(config)
         self.get_logger().info(
             f"configured: {config.controller.runner.checkpoint} on {controller.device}, chunk "
@@ -142,37 +132,8 @@ class PolicyNode(LifecycleNode):
             f"({time.perf_counter() - started:.1f} s incl. warm-up)")
 
     def _create_interfaces(self, config: PolicyNodeConfig) -> None:
-        controller, subscribe = self._controller, self._input_subscriptions.append
-        joint_qos = _qos(config.joint_state_qos_reliability, config.joint_state_qos_depth)
-        image_qos = _qos(config.image_qos_reliability, config.image_qos_depth)
-
-        def on_joint_state(msg: JointState) -> None:
-            controller.add_joint_state(msg.name, msg.position, _stamp_seconds(msg.header.stamp))
-
-        def on_image(key: str):
-            return lambda msg: controller.add_raw_image(
-                key, msg.encoding, msg.height, msg.width, msg.step, msg.data,
-                _stamp_seconds(msg.header.stamp))
-
-        def on_compressed(key: str):
-            return lambda msg: controller.add_compressed_image(
-                key, msg.format, msg.data, _stamp_seconds(msg.header.stamp))
-
-        subscribe(self.create_subscription(JointState, config.joint_state_topic,
-                                           on_joint_state, joint_qos))
-        keys = config.controller.observation.camera_keys
-        for index, (topic, key) in enumerate(zip(config.camera_topics, keys)):
-            if config.camera_transport(index) == "compressed":
-                subscribe(self.create_subscription(CompressedImage, topic, on_compressed(key),
-                                                   image_qos))
-            else:
-                subscribe(self.create_subscription(Image, topic, on_image(key), image_qos))
-        if config.task_topic:
-            latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                                 durability=DurabilityPolicy.TRANSIENT_LOCAL)
-            subscribe(self.create_subscription(String, config.task_topic,
-                                               lambda msg: controller.set_task(msg.data),
-                                               latched))
+        controller = self._controller
+        self._input_subscriptions += subscribe_inputs(self, config, controller)
         self._command_pub = self.create_lifecycle_publisher(
             JointTrajectory, config.command_topic, QoSProfile(depth=config.command_qos_depth))
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 
 from snapflow_ros.config_fields import ConfigError, check_config, component, param
+from snapflow_ros.data.environment_state import ENVIRONMENT_STATE_TYPES, sizes_by_source, source_key
 from snapflow_ros.runtime.policy_controller import PolicyControllerConfig
 
 DEACTIVATE_BEHAVIORS = ("hold", "stop")
@@ -44,6 +45,12 @@ class PolicyNodeConfig:
         (), "Per camera topic: raw (sensor_msgs/Image) or compressed (empty = all raw).",
         choices=CAMERA_TRANSPORTS,
     )
+    environment_state_topics: tuple[str, ...] = param(
+        (), "Environment-state topics (object poses ...), one per source the checkpoint reads "
+            "(a topic's last segment names its source, e.g. object_poses).")
+    environment_state_types: tuple[str, ...] = param(
+        (), "Per environment-state topic: pose_array, pose_stamped or float64_multi_array "
+            "(empty = all pose_array).", choices=tuple(ENVIRONMENT_STATE_TYPES))
     task_topic: str = param(
         "task", "std_msgs/String topic (latched) whose text replaces `task` (empty = off).")
     command_topic: str = param("joint_trajectory", "trajectory_msgs/JointTrajectory output topic.")
@@ -80,6 +87,31 @@ class PolicyNodeConfig:
                 f"camera_transports has {len(self.camera_transports)} entries for "
                 f"{len(self.camera_topics)} camera topics (leave it empty for all raw)"
             )
+
+        sources = [source_key(t) for t in self.environment_state_topics]
+        if len(set(sources)) != len(sources):
+            raise ConfigError(f"environment_state_topics {list(self.environment_state_topics)} "
+                              "must end in different names (each names its source)")
+        if (self.environment_state_types
+                and len(self.environment_state_types) != len(self.environment_state_topics)):
+            raise ConfigError(
+                f"environment_state_types has {len(self.environment_state_types)} entries for "
+                f"{len(self.environment_state_topics)} topics (leave it empty for all pose_array)")
+
+    def environment_state_type(self, index: int) -> str:
+        """Message type (short name) of environment-state topic ``index``."""
+        return (self.environment_state_types[index] if self.environment_state_types
+                else "pose_array")
+
+    def check_environment_state(self, names: tuple[str, ...]) -> None:
+        """Raise :class:`ConfigError` unless the topics feed exactly the checkpoint's sources."""
+        wanted = list(sizes_by_source(names))
+        given = [source_key(t) for t in self.environment_state_topics]
+        if sorted(wanted) != sorted(given):
+            raise ConfigError(
+                f"the checkpoint reads environment-state sources {wanted}, but "
+                f"environment_state_topics {list(self.environment_state_topics)} give {given} "
+                "(a topic's last segment names its source)")
 
     def camera_transport(self, index: int) -> str:
         """Transport (raw or compressed) of camera topic ``index``."""

@@ -19,6 +19,11 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from snapflow_ros.config_fields import ConfigError, check_config, param
+from snapflow_ros.data.environment_state import (
+    EnvironmentStateError,
+    environment_state_values,
+    sizes_by_source,
+)
 from snapflow_ros.runtime.image_decoding import InputRejected, decode_compressed, decode_image
 
 JOINT_STATE = "joint_state"
@@ -27,6 +32,11 @@ JOINT_STATE = "joint_state"
 def camera_input(key: str) -> str:
     """Name of camera ``key``'s input in ages, rates and rejection counts."""
     return f"camera/{key}"
+
+
+def environment_input(source: str) -> str:
+    """Name of environment-state source ``source``'s input in ages, rates and rejections."""
+    return f"environment/{source}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +59,10 @@ class ObservationConfig:
         0.1, "Reject inputs whose header stamp is this far ahead of the node clock (s).",
         low=0.0, high=60.0,
     )
+    environment_state_names: tuple[str, ...] = param(
+        (), "Environment-state entries in model order, '<source>/<field>' (empty = the "
+            "checkpoint's)."
+    )
     task: str = param("", "Task instruction given to language-conditioned policies.",
                       runtime=True)
 
@@ -56,7 +70,7 @@ class ObservationConfig:
         check_config(self)
         if not self.camera_keys:
             raise ConfigError("camera_keys: at least one camera is required")
-        for label in ("camera_keys", "joint_names"):
+        for label in ("camera_keys", "joint_names", "environment_state_names"):
             names = getattr(self, label)
             if len(set(names)) != len(names):
                 raise ConfigError(f"{label} has duplicates: {list(names)}")
@@ -77,7 +91,8 @@ class Observation:
 
     ``images``: camera key -> ``(H, W, 3)`` uint8 RGB; ``state``: ``(S,)`` float64 positions of
     the state joints; ``measured_position``: ``(A,)`` float64 positions of the commanded joints;
-    ``time``: monotonic receive time of the joint state (s), the time action 0 is meant for.
+    ``time``: monotonic receive time of the joint state (s), the time action 0 is meant for;
+    ``environment_state``: ``(E,)`` float64 object poses ... in model order (empty: none).
     """
 
     images: dict[str, np.ndarray]
@@ -87,6 +102,7 @@ class Observation:
     time: float
     stamps: dict[str, float | None]
     ages: dict[str, float]
+    environment_state: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
 
 
 @dataclasses.dataclass
@@ -104,12 +120,14 @@ class ObservationBuffer:
 
     def __init__(self, joint_names: Sequence[str], camera_keys: Sequence[str], *,
                  command_joint_names: Sequence[str] | None = None,
+                 environment_state_names: Sequence[str] = (),
                  max_input_age_s: float = 0.5, max_stamp_lead_s: float = 0.1,
                  expected_image_size: tuple[int, int] | None = None,
                  rate_window_s: float = 2.0, task: str = "") -> None:
         """Pick ``joint_names`` (state) and ``command_joint_names`` (default: the same) by name.
 
         ``expected_image_size`` ``(height, width)`` rejects other sizes; None accepts any.
+        ``environment_state_names`` (``<source>/<field>``) make one more input per source.
         """
         if not joint_names:
             raise ValueError("ObservationBuffer needs at least one state joint")
@@ -130,6 +148,17 @@ class ObservationBuffer:
         self._lock = threading.RLock()
         self._inputs = {JOINT_STATE: _Latest()}
         self._inputs.update({camera_input(k): _Latest() for k in self.camera_keys})
+        self.environment_state_names = tuple(environment_state_names)
+        try:
+            self._environment_sizes = sizes_by_source(self.environment_state_names)
+        except EnvironmentStateError as exc:
+            raise ValueError(str(exc)) from None
+        # A source's layout is what its names say: pose names end in qw, positions in z.
+        self._environment_layouts = {
+            source: ("pose" if any(n.startswith(f"{source}/") and n.endswith("/qw")
+                                   for n in self.environment_state_names) else "position")
+            for source in self._environment_sizes}
+        self._inputs.update({environment_input(s): _Latest() for s in self._environment_sizes})
         self._task = task
         self._accepted: collections.Counter = collections.Counter()
         self._rejected: dict[str, collections.Counter] = collections.defaultdict(
@@ -144,7 +173,9 @@ class ObservationBuffer:
         ``max_input_age_s`` (s) is the safety guard's: an older input makes no observation.
         """
         return cls(config.joint_names, config.camera_keys,
-                   command_joint_names=command_joint_names, max_input_age_s=max_input_age_s,
+                   command_joint_names=command_joint_names,
+                   environment_state_names=config.environment_state_names,
+                   max_input_age_s=max_input_age_s,
                    max_stamp_lead_s=config.max_stamp_lead_s,
                    expected_image_size=config.expected_image_size, task=config.task)
 
@@ -268,6 +299,30 @@ class ObservationBuffer:
         self.add_image(camera_key, image, receive_time=receive_time, stamp=stamp,
                        clock_now=clock_now)
 
+    def add_environment_state(self, source: str, msgtype: str, message: object, *,
+                              receive_time: float, stamp: float | None = None,
+                              clock_now: float | None = None) -> None:
+        """Decode and store one PoseStamped, PoseArray or Float64MultiArray of ``source``.
+
+        Raises :class:`InputRejected` (and counts it) for an unknown source, a malformed
+        message, a wrong number of values, NaN / inf, and bad stamps.
+        """
+        name = environment_input(source)
+        if name not in self._inputs:
+            raise self._reject(name, "unknown_source",
+                               f"'{source}' (the policy reads {list(self._environment_sizes)})")
+        try:
+            values = environment_state_values(msgtype, message, self._environment_layouts[source])
+        except EnvironmentStateError as exc:
+            raise self._reject(name, "malformed", str(exc)) from None
+        if values.shape != (self._environment_sizes[source],):
+            raise self._reject(name, "size_mismatch",
+                               f"{values.size} values, the policy reads "
+                               f"{self._environment_sizes[source]}")
+        if not np.all(np.isfinite(values)):
+            raise self._reject(name, "non_finite", f"{values.tolist()}")
+        self._store(name, values, receive_time, stamp, clock_now)
+
     def set_task(self, task: str) -> None:
         """Replace the task instruction given with every observation."""
         with self._lock:
@@ -302,6 +357,9 @@ class ObservationBuffer:
                 time=joints.receive_time,
                 stamps={name: latest.stamp for name, latest in self._inputs.items()},
                 ages=ages,
+                environment_state=np.concatenate(
+                    [np.zeros(0)] + [self._inputs[environment_input(source)].value
+                                     for source in self._environment_sizes]),
             )
         return observation, ""
 

@@ -77,7 +77,8 @@ class PolicyControllerConfig:
 
 def resolve_for_policy(config: PolicyControllerConfig, joint_names: Sequence[str],
                        action_names: Sequence[str], camera_keys: Sequence[str],
-                       chunk_size: int) -> PolicyControllerConfig:
+                       chunk_size: int,
+                       environment_state_names: Sequence[str] = ()) -> PolicyControllerConfig:
     """Check ``config`` against a loaded checkpoint and fill in its joints and chunk size.
 
     Raises :class:`ConfigError` naming every mismatch (cameras, joints, limited joints, the
@@ -95,6 +96,10 @@ def resolve_for_policy(config: PolicyControllerConfig, joint_names: Sequence[str
         extra = [n for n in observation.joint_names if n not in joint_names]
         problems.append(f"joint_names differ from the checkpoint's (missing {missing}, "
                         f"unexpected {extra})")
+    if (observation.environment_state_names
+            and tuple(observation.environment_state_names) != tuple(environment_state_names)):
+        problems.append(f"environment_state_names {list(observation.environment_state_names)} "
+                        f"differ from the checkpoint's {list(environment_state_names)}")
     problems += config.guard.joint_problems(tuple(action_names))
     try:
         scheduler = dataclasses.replace(config.scheduler, chunk_size=int(chunk_size))
@@ -103,7 +108,8 @@ def resolve_for_policy(config: PolicyControllerConfig, joint_names: Sequence[str
     if problems:
         raise ConfigError("configuration does not fit the checkpoint: " + "; ".join(problems))
     # The model defines the order of its state vector; the config only names the joints.
-    observation = dataclasses.replace(observation, joint_names=tuple(joint_names))
+    observation = dataclasses.replace(observation, joint_names=tuple(joint_names),
+                                      environment_state_names=tuple(environment_state_names))
     return dataclasses.replace(config, observation=observation, scheduler=scheduler)
 
 
@@ -115,8 +121,9 @@ def forget_policy(config: PolicyControllerConfig,
     """
     return dataclasses.replace(
         config, scheduler=dataclasses.replace(config.scheduler, chunk_size=0),
-        observation=dataclasses.replace(config.observation,
-                                        joint_names=unresolved.observation.joint_names))
+        observation=dataclasses.replace(
+            config.observation, joint_names=unresolved.observation.joint_names,
+            environment_state_names=unresolved.observation.environment_state_names))
 
 
 class Runner(Protocol):
@@ -230,7 +237,8 @@ class PolicyController:
         try:
             robot = runner.robot
             config = resolve_for_policy(config, robot.joint_names, robot.action_names,
-                                        robot.camera_keys, runner.chunk_size)
+                                        robot.camera_keys, runner.chunk_size,
+                                        robot.environment_state_names)
             controller = cls(config, runner, **kwargs)
             controller.warmup(iterations=2)
         except BaseException:
@@ -350,6 +358,12 @@ class PolicyController:
         if accepted:
             self._image_arrived.set()
         return accepted
+
+    def add_environment_state(self, source: str, msgtype: str, message: Any,
+                              stamp: float | None = None) -> bool:
+        """An environment-state message (pose or array) of ``source``; False if not taken."""
+        return self._accept(f"environment state {source}", self._buffer.add_environment_state,
+                            source, msgtype, message, stamp=stamp)
 
     def set_task(self, task: str) -> None:
         """Replace the task instruction of the following observations."""

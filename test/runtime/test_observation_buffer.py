@@ -223,3 +223,55 @@ def test_concurrent_writers_and_a_reader_see_consistent_snapshots():
         for thread in threads:
             thread.join()
     assert not errors
+
+
+POSE_NAMES = tuple(f"object_poses/0/{f}" for f in ("x", "y", "z", "qx", "qy", "qz", "qw"))
+POSE_ARRAY = "geometry_msgs/msg/PoseArray"
+
+
+def pose_array(*xyz_quat):
+    from types import SimpleNamespace as Msg
+
+    poses = [Msg(position=Msg(x=p[0], y=p[1], z=p[2]),
+                 orientation=Msg(x=p[3], y=p[4], z=p[5], w=p[6])) for p in xyz_quat]
+    return Msg(poses=poses)
+
+
+def env_buffer():
+    return ObservationBuffer(("shoulder", "elbow"), ("top",), max_input_age_s=0.5,
+                             environment_state_names=POSE_NAMES + ("table/0",))
+
+
+def test_environment_state_joins_the_observation_in_model_order_and_ages_like_the_rest():
+    buffer = env_buffer()
+    buffer.add_joint_state(["shoulder", "elbow"], [0.1, 0.2], receive_time=10.0)
+    buffer.add_image("top", IMAGE, receive_time=10.0)
+    buffer.add_environment_state("object_poses", POSE_ARRAY,
+                                 pose_array((0.1, 0.5, 0.02, 0.0, 0.0, 0.0, -1.0)),
+                                 receive_time=10.0)
+    observation, reason = buffer.snapshot_with_reason(10.1)
+    assert observation is None and "environment/table" in reason
+    from types import SimpleNamespace as Msg
+
+    buffer.add_environment_state("table", "std_msgs/msg/Float64MultiArray", Msg(data=[0.75]),
+                                 receive_time=10.0)
+    observation, _ = buffer.snapshot_with_reason(10.1)
+    # The quaternion's sign is fixed (qw >= 0): q and -q are the same rotation.
+    np.testing.assert_allclose(observation.environment_state,
+                               [0.1, 0.5, 0.02, 0.0, 0.0, 0.0, 1.0, 0.75])
+    observation, reason = buffer.snapshot_with_reason(10.7)
+    assert observation is None and "stale" in reason
+
+
+@pytest.mark.parametrize("source,message,reason", [
+    ("mocap", pose_array((0, 0, 0, 0, 0, 0, 1)), "unknown_source"),
+    ("object_poses", pose_array((0, 0, 0, 0, 0, 0, 1), (0, 0, 0, 0, 0, 0, 1)), "size_mismatch"),
+    ("object_poses", pose_array((float("nan"), 0, 0, 0, 0, 0, 1)), "non_finite"),
+    ("object_poses", object(), "malformed"),
+])
+def test_bad_environment_state_is_rejected_counted_and_never_stored(source, message, reason):
+    buffer = env_buffer()
+    with pytest.raises(InputRejected):
+        buffer.add_environment_state(source, POSE_ARRAY, message, receive_time=1.0)
+    assert buffer.rejection_counts()[f"environment/{source}"] == {reason: 1}
+    assert buffer.input_ages(1.0).get("environment/object_poses") is None
