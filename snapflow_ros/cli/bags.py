@@ -55,6 +55,8 @@ def add_arguments_bags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--action-topic", metavar="T", help="action (command) topic")
     group.add_argument("--action-type", choices=ACTION_TYPE_CHOICES,
                        help="override of the action type the bag records (default auto)")
+    group.add_argument("--environment-state-topics", nargs="+", action="extend", metavar="T",
+                       help="object pose topics for observation.environment_state")
     group.add_argument("--rate-hz", type=float, metavar="F", help="resampling rate (Hz)")
     group.add_argument("--set", action="append", default=[], dest="overrides",
                        metavar="KEY=VALUE",
@@ -103,7 +105,8 @@ def bags_report(args: argparse.Namespace) -> dict:
     for key, value in (("camera_topics", suggestion.camera_topics),
                        ("state_topic", suggestion.state_topic),
                        ("action_topic", suggestion.action_topic),
-                       ("task_topic", suggestion.task_topic)):
+                       ("task_topic", suggestion.task_topic),
+                       ("environment_state_topics", suggestion.environment_state_topics)):
         if value and key not in data:
             data[key] = value
     config = None

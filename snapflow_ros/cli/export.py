@@ -48,6 +48,10 @@ def add_bag_topic_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--action-type", choices=ACTION_TYPE_CHOICES,
                        help="action message type of --action-topic (default auto: the type "
                             "the bag records; an explicit one must match it)")
+    group.add_argument("--environment-state-topics", nargs="+", action="extend",
+                       metavar="T", help="object pose topics (PoseStamped, PoseArray or "
+                                         "Float64MultiArray) for observation.environment_state, "
+                                         "in this order")
     group.add_argument("--rate-hz", type=float, metavar="F",
                        help="control rate: samples per second on the resampled grid")
     group.add_argument("--cache-dir", metavar="DIR",
@@ -63,6 +67,8 @@ def merge_bag_topic_flags(data: dict, args: argparse.Namespace) -> dict:
         data.pop("camera_keys", None)
     if args.camera_keys:
         data["camera_keys"] = list(args.camera_keys)
+    if getattr(args, "environment_state_topics", None):
+        data["environment_state_topics"] = list(args.environment_state_topics)
     for flag, key in (("state_topic", "state_topic"), ("joint_names", "joint_names"),
                       ("action_topic", "action_topic"), ("action_type", "action_type"),
                       ("rate_hz", "rate_hz")):

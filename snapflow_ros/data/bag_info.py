@@ -4,8 +4,9 @@
 
 :func:`inspect_bag` gives one bag's storage, duration and per-topic type, count and rate (from
 the bag's index and receive times, nothing decoded); :func:`suggest_topics` picks the camera,
-state and action topics by message type over several bags; :func:`split_episodes` cuts a bag
-into episodes exactly as training does (:func:`~snapflow_ros.data.bag_reader.read_bag` and
+state, action and environment-state (object pose) topics by message type over several bags;
+:func:`split_episodes` cuts a bag into episodes exactly as training does
+(:func:`~snapflow_ros.data.bag_reader.read_bag` and
 :func:`~snapflow_ros.data.alignment.align_streams`). Neither torch nor rclpy is imported.
 """
 
@@ -33,6 +34,7 @@ from snapflow_ros.data.bag_reader import (
     read_bag,
 )
 from snapflow_ros.data.config import BagTopicsConfig
+from snapflow_ros.data.environment_state import POSE_ARRAY, POSE_STAMPED
 
 # Topic words that mark a JointState as a command (a leader arm, a target), not the measured
 # state of the robot that is trained on.
@@ -89,6 +91,8 @@ class TopicSuggestion:
     task_candidates: list[str]
     marker_candidates: list[str]
     types: dict[str, str] = dataclasses.field(default_factory=dict)  # topic -> message type
+    # PoseStamped / PoseArray topics, then Float64MultiArray ones (which may be the action)
+    environment_state_candidates: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def state_topic(self) -> str | None:
@@ -99,6 +103,12 @@ class TopicSuggestion:
     def action_topic(self) -> str | None:
         """The action topic if exactly one candidate."""
         return self.action_candidates[0] if len(self.action_candidates) == 1 else None
+
+    @property
+    def environment_state_topics(self) -> list[str]:
+        """The pose topics (PoseStamped / PoseArray): object poses to train on."""
+        return [t for t in self.environment_state_candidates
+                if self.types.get(t) in (POSE_STAMPED, POSE_ARRAY)]
 
     @property
     def task_topic(self) -> str | None:
@@ -171,7 +181,10 @@ def suggest_topics(infos: Iterable[BagInfo]) -> TopicSuggestion:
     tasks = [t for t in strings if any(word in t.lower() for word in _TASK_WORDS)]
     markers = sorted(t for t, m in types.items() if m == BOOL)
     markers += [t for t in strings if "episode" in t.lower() or "marker" in t.lower()]
-    return TopicSuggestion(cameras, states, actions, tasks, markers, types)
+    poses = sorted(t for t, m in types.items() if m in (POSE_STAMPED, POSE_ARRAY))
+    arrays = sorted(t for t, m in types.items() if m == FLOAT64_MULTI_ARRAY)
+    return TopicSuggestion(cameras, states, actions, tasks, markers, types,
+                           environment_state_candidates=[*poses, *arrays])
 
 
 def split_episodes(path: str | Path, config: BagTopicsConfig) -> tuple[list[EpisodeInfo],
@@ -236,6 +249,20 @@ def train_flags(config_data: dict, suggestion: TopicSuggestion,
         notes.append("episode marker topic(s) "
                      + ", ".join(suggestion.marker_candidates)
                      + ": add --set episode_marker_topic=T to split episodes on them")
+    environment = list(config_data.get("environment_state_topics") or
+                       suggestion.environment_state_topics)
+    if environment:
+        flags += ["--environment-state-topics", *map(str, environment)]
+    action = config_data.get("action_topic") or suggestion.action_topic
+    others = [t for t in suggestion.environment_state_candidates
+              if t not in environment and t != action]
+    if not config_data.get("environment_state_topics") and environment:
+        notes.append("environment state (object poses) from " + ", ".join(environment)
+                     + ": the policy will need them at run time too; drop "
+                     "--environment-state-topics to train without")
+    if others:
+        notes.append("Float64MultiArray topic(s) " + ", ".join(others) + " may be environment "
+                     "state: add them to --environment-state-topics to train on them")
     if "rate_hz" in config_data:
         flags += ["--rate-hz", str(config_data["rate_hz"])]
     if "split_on_gap_s" in config_data:

@@ -66,7 +66,8 @@ class BagTopicsConfig:
     environment_state_topics: tuple[str, ...] = param(
         (), "Environment-state topics (object poses: geometry_msgs/PoseStamped or PoseArray, or "
             "std_msgs/Float64MultiArray), resampled like the joints and concatenated in this "
-            "order into observation.environment_state (empty: none).")
+            "order into observation.environment_state (empty: none; snapflow train "
+            "--environment-state-topics). A policy trained on them needs them at run time.")
     environment_state_layout: str = param(
         "pose", "Values per pose of the environment-state topics: pose (x y z qx qy qz qw) or "
                 "position (x y z).", choices=ENVIRONMENT_STATE_LAYOUTS)
