@@ -64,6 +64,7 @@ EVAL_SEED_START = 100000  # held-out seeds (offline demos and closed-loop episod
 # What the sim robot publishes and the recorder writes (snapflow_ros.sim.demo_recording).
 BAG_TOPIC_FLAGS = ("--camera-topic", "/camera/image_raw", "--state-topic", "/joint_states",
                    "--action-topic", "/joint_trajectory", "--action-type", "joint_trajectory")
+OBJECT_POSES_TOPIC = "/object_poses"  # geometry_msgs/PoseArray: the environment state
 SETTINGS_FILE = "demo_settings.json"
 STAGE_STOP_TIMEOUT_S = 60.0
 """How long a stopped stage may take to finish cleanly (a training stage writes a checkpoint)."""
@@ -83,6 +84,9 @@ class SimDemoConfig:
                             "robot; >= 128 (the cube is ~3 px at 96).", low=128, high=1024)
     episode_steps: int = param(400, "Control steps (20 ms) per demonstration and per "
                                "closed-loop episode.", low=10, high=100000)
+    environment_state: bool = param(
+        True, "Record, train on and feed the object poses (/object_poses, the cube's or the peg's "
+        "and socket's) beside the camera; false trains an image-only policy.")
     policy: dict = param(
         {}, "Compact policy settings (CompactPolicyConfig fields, e.g. chunk_size, "
         "cnn_channels, hidden_dim, num_layers).")
@@ -166,7 +170,9 @@ def stage_commands(config: SimDemoConfig, out: Path, *, sim_python: str, python:
                       "--image-size", str(config.image_size), "--overwrite", "--no-progress"])
 
     def train(stage: str, steps: int, lr: float, extra: list[str]) -> list[str]:
-        command = [*cli, "train", "--bags", str(out / "demos"), *BAG_TOPIC_FLAGS,
+        topics = [*BAG_TOPIC_FLAGS, *(("--environment-state-topics", OBJECT_POSES_TOPIC)
+                                      if config.environment_state else ())]
+        command = [*cli, "train", "--bags", str(out / "demos"), *topics,
                    "--stage", stage, "--steps", str(steps), "--batch-size",
                    str(config.batch_size), "--lr", repr(lr), "--device", config.device,
                    "--out", str(out / stage), "--cache-dir", str(out / "cache"),

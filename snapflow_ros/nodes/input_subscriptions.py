@@ -71,7 +71,8 @@ def subscribe_inputs(node: Any, config: PolicyNodeConfig, controller: Any) -> li
         else:
             subscriptions.append(node.create_subscription(Image, topic, on_image(key),
                                                           image_qos))
-    for index, topic in enumerate(config.environment_state_topics):
+    reads_environment = bool(config.controller.observation.environment_state_names)
+    for index, topic in enumerate(config.environment_state_topics if reads_environment else ()):
         kind = config.environment_state_type(index)
         subscriptions.append(node.create_subscription(
             _ENVIRONMENT_MESSAGES[kind], topic, on_environment_state(source_key(topic), kind),

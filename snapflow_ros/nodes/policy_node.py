@@ -123,7 +123,10 @@ class PolicyNode(LifecycleNode):
             logger=self.get_logger())
         self._parameter_config = self._config
         self._config = config = replace(self._config, controller=controller.config)
-        config.check_environment_state(config.controller.observation.environment_state_names)
+        unused = config.check_environment_state(
+            config.controller.observation.environment_state_names)
+        if unused:
+            self.get_logger().warning(unused)
         self._create_interfaces(config)
         self.get_logger().info(
             f"configured: {config.controller.runner.checkpoint} on {controller.device}, chunk "

@@ -103,15 +103,24 @@ class PolicyNodeConfig:
         return (self.environment_state_types[index] if self.environment_state_types
                 else "pose_array")
 
-    def check_environment_state(self, names: tuple[str, ...]) -> None:
-        """Raise :class:`ConfigError` unless the topics feed exactly the checkpoint's sources."""
+    def check_environment_state(self, names: tuple[str, ...]) -> str:
+        """Raise :class:`ConfigError` unless the topics feed exactly the checkpoint's sources.
+
+        Topics given for a checkpoint that reads no environment state are not an error (one
+        parameter file serves image-only and pose policies): the returned warning says they are
+        not subscribed ("" otherwise).
+        """
         wanted = list(sizes_by_source(names))
         given = [source_key(t) for t in self.environment_state_topics]
+        if not wanted and given:
+            return (f"environment_state_topics {list(self.environment_state_topics)} not "
+                    "subscribed: the checkpoint reads no environment state")
         if sorted(wanted) != sorted(given):
             raise ConfigError(
                 f"the checkpoint reads environment-state sources {wanted}, but "
                 f"environment_state_topics {list(self.environment_state_topics)} give {given} "
                 "(a topic's last segment names its source)")
+        return ""
 
     def camera_transport(self, index: int) -> str:
         """Transport (raw or compressed) of camera topic ``index``."""

@@ -85,3 +85,14 @@ def test_topics_that_do_not_feed_the_checkpoint_fail_configure(start_node, graph
     assert not graph_client.change_lifecycle_state(NODE, "configure")
     assert graph_client.lifecycle_state(NODE) == "unconfigured"
     assert "object_poses" in proc.log_text() and "cube" in proc.log_text()
+
+
+def test_pose_topics_are_ignored_with_a_warning_for_an_image_only_checkpoint(
+        start_node, graph_client, tmp_path):
+    image_only = write_tiny_checkpoint(tmp_path / "image_only", image_size=IMAGE_SIZE)
+    robot = FakeRobot(graph_client)
+    proc = _start(start_node, graph_client, image_only)
+    assert graph_client.change_lifecycle_state(NODE, "configure"), proc.log_text()
+    assert graph_client.change_lifecycle_state(NODE, "activate")
+    assert graph_client.spin_until(lambda: len(robot.trajectories) >= 2, 20), proc.log_text()
+    assert "not subscribed" in proc.log_text()
