@@ -39,6 +39,8 @@ EXTRAS_REQUIRE = {
         "ros-rosgraph-msgs",
         "ros-builtin-interfaces",
     ],
+    # ONNX export (`snapflow export onnx`) and the torch-free ONNX Runtime runner.
+    "onnx": ["onnx>=1.18", "onnxruntime>=1.22", "onnxscript>=0.5"],
     "test": ["pytest", "hypothesis", "ruff"],
 }
 

@@ -3,11 +3,11 @@
 """The ``snapflow`` command line: one entry point, one sub-command per job.
 
 Each sub-command is a module defining ``add_arguments_<name>(parser)`` and
-``run_<name>(args) -> int``: ``train``, ``export-lerobot``, ``bags``, ``eval``, ``bench`` and
-``demo`` live in this package; ``lifecycle``, ``param`` and ``bringup`` talk to ROS 2 and live in
-:mod:`snapflow_ros.nodes`, registered here by name. Modules are imported only when their command
-runs (or for ``--help``), so ``snapflow --help`` is quick and the ROS-free commands work without
-ROS 2.
+``run_<name>(args) -> int``: ``train``, ``export-lerobot``, ``export``, ``bags``, ``eval``,
+``bench`` and ``demo`` live in this package; ``lifecycle``, ``param`` and ``bringup`` talk to
+ROS 2 and live in :mod:`snapflow_ros.nodes`, registered here by name. Modules are imported only
+when their command runs (or for ``--help``), so ``snapflow --help`` is quick and the ROS-free
+commands work without ROS 2.
 
 :func:`main` handles what every command shares: the exit codes of
 :mod:`snapflow_ros.cli.exit_codes`, one-line error messages, and SIGINT / SIGTERM / SIGHUP
@@ -37,6 +37,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
               "recordings."),
     "export-lerobot": ("snapflow_ros.cli.export", "Export rosbag2 recordings as a "
                        "LeRobotDataset v3."),
+    "export": ("snapflow_ros.cli.export", "Export a checkpoint: `export onnx` writes ONNX graphs "
+               "and a manifest, checked against PyTorch."),
     "bags": ("snapflow_ros.cli.bags", "Inspect rosbag2 recordings: topics, types, counts, rates, "
              "episodes and the `snapflow train` flags that read them (`bags info PATH`)."),
     "eval": ("snapflow_ros.cli.eval", "Offline (or live) evaluation of checkpoints on held-out "

@@ -1,20 +1,24 @@
 # Copyright 2026 The snapflow_ros Authors
 # SPDX-License-Identifier: Apache-2.0
-"""``snapflow export-lerobot``: rosbag2 recordings -> a LeRobotDataset v3, offline.
+"""``snapflow export-lerobot`` (bags -> LeRobotDataset v3) and ``export onnx`` (ONNX graphs).
+
+``export-lerobot`` writes rosbag2 recordings as a LeRobotDataset v3, offline; ``export onnx``
+writes a checkpoint as ONNX graphs for ONNX Runtime, checked against PyTorch.
 
 The bag and topic flags defined here (:func:`add_bag_topic_arguments`) are shared with
 ``snapflow train``, so both commands read recordings the same way. A ``--config`` file is the
 trainer's (sections with a ``data:`` section, or the ``snapflow_trainer`` ROS parameter file);
-flags override it. Exit codes: 0 done, 2 bad input (one line naming the file or topic; nothing
-written).
+flags override it. Exit codes: 0 done, 1 the exported graphs do not match PyTorch (or the onnx
+extra is missing), 2 bad input (one line naming the file, topic or checkpoint; nothing written).
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from snapflow_ros.cli.exit_codes import EXIT_OK
+from snapflow_ros.cli.exit_codes import EXIT_FAILED, EXIT_OK
 from snapflow_ros.config_fields import ConfigError
 from snapflow_ros.data.config import ACTION_TYPE_CHOICES
 
@@ -136,4 +140,73 @@ def run_export_lerobot(args: argparse.Namespace) -> int:
         raise ConfigError(f"cannot export: {exc}") from exc
     frames = sum(len(e) for e in episodes)
     print(f"wrote {len(episodes)} episodes, {frames} frames to {path}")
+    return EXIT_OK
+
+
+ONNX_MODULES = ("onnx", "onnxruntime", "onnxscript")
+"""What ``snapflow export onnx`` needs beyond torch: the ``onnx`` extra of setup.py."""
+
+
+def _batch_size(text: str) -> int:
+    if text == "dynamic":
+        return 0
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a batch size >= 1 or 'dynamic', got {text!r}")
+    return value
+
+
+def add_arguments_export(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``snapflow export FORMAT`` (``onnx``)."""
+    formats = parser.add_subparsers(dest="export_format", metavar="FORMAT", required=True)
+    onnx = formats.add_parser(
+        "onnx", help="a checkpoint as ONNX graphs (1-NFE chunk, k-step pieces) with a manifest",
+        description="Export a checkpoint as ONNX graphs: the 1-NFE chunk (noise an input) and "
+                    "the prefix / expert / actions pieces for k steps, with manifest.json. "
+                    "ONNX Runtime is checked against PyTorch on the same inputs: a float32 error "
+                    "above --tolerance exits 1.")
+    onnx.add_argument("--checkpoint", required=True, metavar="DIR",
+                      help="checkpoint directory, or a training run directory (its latest)")
+    onnx.add_argument("--out", required=True, metavar="DIR",
+                      help="export folder to create (must not exist unless --overwrite)")
+    onnx.add_argument("--batch", type=_batch_size, default=1, metavar="N|dynamic",
+                      help="batch size of the graphs (default 1), or 'dynamic'")
+    onnx.add_argument("--opset", type=int, default=18, metavar="N", help="ONNX opset (18-23)")
+    onnx.add_argument("--quantize", choices=("none", "dynamic"), default="none",
+                      help="also write int8 graphs (dynamic: int8 MatMul / Gemm weights); "
+                           "their error is printed and recorded, never a failure")
+    onnx.add_argument("--tolerance", type=float, default=1e-4, metavar="F",
+                      help="float32 round-trip tolerance as a fraction of the action range "
+                           "(default 1e-4)")
+    onnx.add_argument("--check-steps", type=int, default=4, metavar="K",
+                      help="sampler steps of the k-step round-trip check (default 4)")
+    onnx.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """Run ``snapflow export onnx``; 0 when the graphs match PyTorch, 1 when they do not."""
+    import importlib.util
+
+    missing = [name for name in ONNX_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        print(f"error: snapflow export onnx needs {', '.join(missing)}: install the onnx extra "
+              "(pip install -e '.[onnx]')", file=sys.stderr)
+        return EXIT_FAILED
+    from snapflow_ros.config_fields import config_from_dict
+    from snapflow_ros.export.onnx_export import OnnxExportConfig, export_onnx, format_round_trip
+
+    config = config_from_dict(OnnxExportConfig, {
+        "batch_size": args.batch, "opset": args.opset, "quantize": args.quantize,
+        "tolerance_of_range": args.tolerance, "check_steps": args.check_steps}, where="--")
+    manifest = export_onnx(args.checkpoint, args.out, config, overwrite=args.overwrite)
+    print(format_round_trip(manifest))
+    print(f"wrote {args.out} ({', '.join(sorted(manifest['graphs']))} graphs"
+          + (", int8 too" if "int8" in manifest["round_trip"] else "") + ")")
+    if not manifest["round_trip"]["float32"]["passed"]:
+        print("error: the float32 graphs do not match PyTorch within the tolerance (the "
+              "folder is kept for inspection; runners refuse it)", file=sys.stderr)
+        return EXIT_FAILED
     return EXIT_OK
