@@ -57,7 +57,10 @@ def robot_features(robot: RobotInterface) -> dict[str, dict]:
     inputs = {f"observation.images.{key}": PolicyFeature(
         FeatureType.VISUAL, (3, robot.image_height, robot.image_width))
         for key in robot.camera_keys}
-    inputs["observation.state"] = PolicyFeature(FeatureType.STATE, (len(robot.joint_names),))
+    # LeRobot's VLAs read one state vector: the environment state (object poses) rides on it,
+    # after the joints, within max_state_dim.
+    state_size = len(robot.joint_names) + len(robot.environment_state_names)
+    inputs["observation.state"] = PolicyFeature(FeatureType.STATE, (state_size,))
     outputs = {"action": PolicyFeature(FeatureType.ACTION, (len(robot.action_names),))}
     return {"input_features": inputs, "output_features": outputs}
 
@@ -137,12 +140,17 @@ def _keep_normalization_modes(lerobot_config: Any, stats: NormalizationStats, *,
 
 
 def _check_dims(lerobot_config: Any, robot: RobotInterface) -> None:
-    for label, size, limit in (("joints", len(robot.joint_names), lerobot_config.max_state_dim),
+    state_label = "joints"
+    if robot.environment_state_names:
+        state_label = f"joint + environment-state values ({len(robot.joint_names)} + " \
+                      f"{len(robot.environment_state_names)})"
+    state_size = len(robot.joint_names) + len(robot.environment_state_names)
+    for label, size, limit in ((state_label, state_size, lerobot_config.max_state_dim),
                                ("actions", len(robot.action_names),
                                 lerobot_config.max_action_dim)):
         if size > limit:
             raise ConfigError(f"the robot has {size} {label} but the model takes at most "
-                              f"{limit} (max_{'state' if label == 'joints' else 'action'}_dim)")
+                              f"{limit} (max_{'action' if label == 'actions' else 'state'}_dim)")
 
 
 def _from_pretrained(cls: type[LeRobotVLAPolicy], pretrained: Path, changes: dict[str, Any],

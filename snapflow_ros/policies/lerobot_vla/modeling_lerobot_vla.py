@@ -212,7 +212,9 @@ class LeRobotVLAPolicy(FlowMatchingPolicy):
                                                   ("action", "action"))
                               for kind in ("mean", "std", "min", "max", "q01", "q99")
                               if kind in stats.get(key, {})}
-                    found = NormalizationStats(**values)
+                    found = NormalizationStats(**_split_environment_state(
+                        values, len(self.robot.joint_names),
+                        len(self.robot.environment_state_names)))
                 except (TypeError, ConfigError):
                     return None
                 mapping = self.lerobot_policy.config.normalization_mapping
@@ -302,6 +304,16 @@ class LeRobotVLAPolicy(FlowMatchingPolicy):
         missing = [k for k in self.robot.camera_keys if k not in images]
         if missing:
             raise KeyError(f"batch lacks camera(s) {missing} (has {sorted(images)})")
+        if self.robot.environment_state_names:
+            size = len(self.robot.environment_state_names)
+            if "environment_state" not in batch:
+                raise KeyError(f"batch has no 'environment_state' (the policy reads {size} "
+                               f"values: {list(self.robot.environment_state_names)})")
+            environment = torch.as_tensor(batch["environment_state"]).float()
+            if environment.shape != (state.shape[0], size):
+                raise ValueError(f"environment_state must have shape ({state.shape[0]}, "
+                                 f"{size}), got {tuple(environment.shape)}")
+            state = torch.cat([state, environment.to(state.device)], dim=1)
         raw: dict[str, Any] = {"observation.state": state}
         for key in self.robot.camera_keys:
             image = torch.as_tensor(images[key])
@@ -394,3 +406,18 @@ class LeRobotVLAPolicy(FlowMatchingPolicy):
         actions = x[..., :len(self.robot.action_names)].float()
         actions = self._from_model_action_space(actions)
         return self.postprocessor(actions).to(x.device)
+
+
+def _split_environment_state(values: dict, joints: int, environment: int) -> dict:
+    """Split LeRobot's one state vector's statistics into the joints' and the environment's."""
+    if not environment:
+        return values
+    split = {}
+    for name, value in values.items():
+        if name.startswith("state_"):
+            array = torch.as_tensor(value).reshape(-1)
+            split[name] = array[:joints].tolist()
+            split["environment_" + name] = array[joints:joints + environment].tolist()
+        else:
+            split[name] = value
+    return split

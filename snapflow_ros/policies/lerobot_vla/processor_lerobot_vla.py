@@ -55,7 +55,13 @@ def lerobot_dataset_stats(stats: NormalizationStats) -> dict[str, dict[str, torc
         return {kind: torch.tensor(list(map(float, values)), dtype=torch.float32)
                 for kind, values in stats.lerobot_stats(prefix).items()}
 
-    return {"observation.state": tensors("state"), "action": tensors("action")}
+    state = tensors("state")
+    if stats.environment_state_dim:
+        # The environment state follows the joints in LeRobot's one state vector.
+        environment = tensors("environment_state")
+        state = {kind: torch.cat([values, environment[kind]]) for kind, values in state.items()
+                 if kind in environment}
+    return {"observation.state": state, "action": tensors("action")}
 
 
 def load_processors(folder: str | Path, config: Any, *,

@@ -211,3 +211,41 @@ def test_bfloat16_gradient_checkpointing_and_small_images_train_and_sample(kind,
     assert grads and all(torch.isfinite(g).all() for g in grads)
     actions = predict_action_chunk(policy.eval(), raw_batch(), num_steps=1)
     assert actions.shape == (3, CHUNK, 3) and torch.isfinite(actions).all()
+
+
+# -- environment state ----------------------------------------------------------------------------
+
+def test_environment_state_rides_on_the_state_vector_within_max_state_dim(backbones, tmp_path):
+    import dataclasses
+
+    from vla_fixtures import ROBOT, give_time_conditioning_weights, vla_options
+
+    from snapflow_ros.config_fields import ConfigError
+    from snapflow_ros.policies.checkpoint import load_policy, save_checkpoint
+    from snapflow_ros.policies.registry import new_policy
+
+    robot = dataclasses.replace(ROBOT, environment_state_names=("cube/x", "cube/y"))
+    stats = dataclasses.replace(STATS, environment_state_mean=[0.1, 0.5],
+                                environment_state_std=[0.05, 0.05])
+    torch.manual_seed(0)
+    policy = new_policy("smolvla", vla_options("smolvla", backbones), robot, stats).eval()
+    give_time_conditioning_weights(policy)
+    batch = raw_batch()
+    with pytest.raises(KeyError, match="cube/x"):
+        predict_action_chunk(policy, batch, num_steps=1)
+    noise = torch.randn(3, CHUNK, MAX_DIM, generator=torch.Generator().manual_seed(1))
+    batch["environment_state"] = torch.tensor([[0.1, 0.5]] * 3)
+    here = predict_action_chunk(policy, batch, num_steps=1, noise=noise)
+    batch["environment_state"] = torch.tensor([[0.2, 0.4]] * 3)
+    there = predict_action_chunk(policy, batch, num_steps=1, noise=noise)
+    assert not torch.allclose(here, there)
+    save_checkpoint(policy, tmp_path / "run", stage="teacher", step=1)
+    loaded = load_policy(tmp_path / "run")
+    assert loaded.robot.environment_state_names == ("cube/x", "cube/y")
+    assert torch.allclose(predict_action_chunk(loaded, batch, num_steps=1, noise=noise), there,
+                          atol=1e-5)
+
+    too_many = dataclasses.replace(ROBOT, environment_state_names=tuple(
+        f"poses/{i}" for i in range(MAX_DIM)))
+    with pytest.raises(ConfigError, match="environment-state"):
+        new_policy("smolvla", vla_options("smolvla", backbones), too_many, None)
