@@ -300,6 +300,10 @@ class SimRobotNode(Node):
                            or self._reset_request is not None):
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
+                        self._robot.status.lockstep_timeouts += 1
+                        self.get_logger().warning(
+                            f"lockstep: no command for {self.config.lockstep_timeout_s} s: "
+                            "holding the last target for a step", throttle_duration_sec=10.0)
                         break
                     self._cond.wait(remaining)
                 return not (self._stopping or self._reset_request is not None), next_wall

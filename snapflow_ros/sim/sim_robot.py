@@ -12,6 +12,7 @@ episode uses the next seed (or the one requested with :attr:`SimRobot.next_seed`
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 
 import numpy as np
@@ -42,6 +43,10 @@ class EpisodeStatus:
     first_success_step: int | None
     done: bool  # the episode is over (steps exhausted, or success + extra steps)
     stamp_s: float  # stamp of the current observation (s; simulated time in lockstep)
+    # SHA-256 (hex, first 16) over the float64 targets of every step so far: equal digests,
+    # equal commands, so reruns of an episode can be compared bit for bit.
+    command_digest: str = ""
+    lockstep_timeouts: int = 0  # lockstep steps run on a held target: no command came in time
 
     def to_json(self) -> str:
         """One-line JSON object with every field."""
@@ -55,8 +60,10 @@ class SimRobot:
                  interpolate: bool = True, sim: AlohaSim | None = None) -> None:
         self.config = config
         self.sim = sim or AlohaSim(config)
+        # A point is the position to reach at its time: the step ending then executes it, as
+        # ros2_control's JointTrajectoryController samples at the end of its cycle.
         self.follower = JointTrajectoryFollower(len(ALOHA_JOINT_NAMES), TICK_NS,
-                                                interpolate=interpolate)
+                                                interpolate=interpolate, lead_ns=TICK_NS)
         self.success_extra_steps = int(success_extra_steps)
         self.next_seed = int(first_seed)
         self.observation: AlohaObservation | None = None
@@ -76,6 +83,7 @@ class SimRobot:
         self._episode += 1
         # Until a command arrives the arms hold the pose they start in.
         self.follower.reset(time_ns, self.observation.qpos)
+        self._commands = hashlib.sha256()
         self.status = EpisodeStatus(
             task=self.config.task, seed=seed, episode=self._episode, step=0, reward=0.0,
             max_reward=0.0, success=False, first_success_step=None, done=False,
@@ -95,7 +103,9 @@ class SimRobot:
         if target is None:
             target = self.follower.sample(time_ns)
         self.observation, reward, success, info = self.sim.step(target)
+        self._commands.update(np.asarray(target, dtype=np.float64).tobytes())
         status = self.status
+        status.command_digest = self._commands.hexdigest()[:16]
         status.step = self.observation.step
         status.reward = reward
         status.max_reward = info["max_reward"]

@@ -4,7 +4,13 @@
 
 A trajectory is a list of points, each a joint-position vector with an absolute time (its
 message's ``header.stamp + time_from_start``). At every control tick the follower yields one
-joint target:
+joint target, the trajectory at the tick's start plus ``lead_ns``. The sim robot uses a lead of
+one tick: a point is the position to reach at its time, so the tick that ends at a point's time
+executes it, as ros2_control's JointTrajectoryController samples at the end of its control cycle
+(``time + period``, since ros2_controllers PR 1306). A chunk's action ``i`` observed at ``t_obs``
+and sent for ``t_obs + (i + 1) * tick`` then runs during step ``i`` after the observation, as the
+demonstrations were recorded (docs/design.md, "Command timing"). Below, "the tick's time" is
+that sampling time:
 
 - a point whose time is within half a tick of the tick is the target of that tick;
 - between points the target is interpolated linearly (as ``ros2_control``'s
@@ -33,12 +39,15 @@ import numpy as np
 class JointTrajectoryFollower:
     """Queue of timed joint-position points sampled once per control tick."""
 
-    def __init__(self, num_joints: int, tick_ns: int, *, interpolate: bool = True) -> None:
-        if num_joints < 1 or tick_ns < 1:
-            raise ValueError("num_joints and tick_ns must be positive")
+    def __init__(self, num_joints: int, tick_ns: int, *, interpolate: bool = True,
+                 lead_ns: int = 0) -> None:
+        if num_joints < 1 or tick_ns < 1 or lead_ns < 0:
+            raise ValueError("num_joints and tick_ns must be positive, lead_ns not negative")
         self.num_joints = num_joints
         self.tick_ns = int(tick_ns)
         self.interpolate = interpolate
+        # The tick starting at t executes the trajectory at t + lead_ns (the sim robot: one tick).
+        self.lead_ns = int(lead_ns)
         self._tolerance = self.tick_ns // 2
         self._times: list[int] = []
         self._points: list[np.ndarray] = []
@@ -81,7 +90,7 @@ class JointTrajectoryFollower:
 
     def insert(self, times_ns: Sequence[int], positions: Sequence[Sequence[float]],
                now_ns: int) -> int:
-        """Merge a trajectory received at ``now_ns`` (the next tick not yet executed).
+        """Merge a trajectory received at ``now_ns`` (start of the next tick not yet executed).
 
         ``times_ns``: absolute point times; ``positions``: (N, num_joints). Returns how many
         points were queued (0 for a trajectory from before the current episode).
@@ -95,6 +104,7 @@ class JointTrajectoryFollower:
         points = [self._vector(positions[i]) for i in order]
         if times[0] < self._epoch - self._tolerance:
             return 0  # computed in an earlier episode
+        now_ns = int(now_ns) + self.lead_ns
         expired = sum(t < now_ns - self._tolerance for t in times)
         if expired:
             future_times, future_points = times[expired:], points[expired:]
@@ -114,7 +124,8 @@ class JointTrajectoryFollower:
         return len(times)
 
     def covers(self, time_ns: int) -> bool:
-        """True when the queued trajectory defines the target of the tick at ``time_ns``."""
+        """True when the queued trajectory defines the target of the tick from ``time_ns``."""
+        time_ns = int(time_ns) + self.lead_ns
         return bool(self._times) and self._times[-1] >= time_ns - self._tolerance
 
     @staticmethod
@@ -126,6 +137,7 @@ class JointTrajectoryFollower:
 
     def sample(self, time_ns: int) -> np.ndarray:
         """Joint target of the tick starting at ``time_ns``: (num_joints,); consumes points."""
+        time_ns = int(time_ns) + self.lead_ns
         due = bisect.bisect_right(self._times, time_ns + self._tolerance)
         if due:
             last_time, last = self._times[due - 1], self._points[due - 1]
