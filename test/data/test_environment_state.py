@@ -327,3 +327,31 @@ def test_a_float_array_action_is_not_offered_as_environment_state(tmp_path):
     flags, notes = train_flags({}, suggestion, [bag.path])
     assert "--environment-state-topics" not in flags
     assert not any("environment" in n for n in notes)
+
+
+# ------------------------------------------------------------------------ end to end (CLI)
+
+TINY_TRAIN = ["--set", "chunk_size=4", "--set", "cnn_channels=[4,8]", "--set", "hidden_dim=16",
+              "--set", "num_layers=1", "--set", "num_heads=2", "--set", "num_keypoints=2",
+              "--set", "time_encoding_dim=8", "--set", "target_time_hidden_dim=8",
+              "--set", "data.image_height=16", "--set", "data.image_width=16",
+              "--set", "val_every=0", "--set", "val_num_steps=[1]",
+              "--set", "eval_num_samples=8", "--set", "warmup_steps=0", "--batch-size", "4",
+              "--device", "cpu", "--no-progress"]
+
+
+def test_snapflow_train_with_environment_state_topics_records_their_names(tmp_path):
+    from snapflow_ros import cli
+    from snapflow_ros.policies.checkpoint import read_checkpoint_info
+
+    for index in range(2):
+        scene_bag(tmp_path / "bags" / f"ep{index}")
+    out = tmp_path / "run"
+    code = cli.main(["train", "--bags", str(tmp_path / "bags"), "--camera-topic",
+                     "/camera/top/image_raw", "--action-topic", "/leader/joint_states",
+                     "--environment-state-topics", "/object_poses", "--stage", "teacher",
+                     "--out", str(out), "--steps", "1", *TINY_TRAIN])
+    assert code == 0
+    robot = read_checkpoint_info(out)["config"]["robot"]
+    assert robot["environment_state_names"][:2] == ["object_poses/0/x", "object_poses/0/y"]
+    assert len(robot["environment_state_names"]) == 14
