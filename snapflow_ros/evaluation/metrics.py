@@ -25,6 +25,19 @@ Definitions (the SnapFlow paper reports the first five for 500 held-out samples)
   averaged over the valid elements; ``spread`` is the mean of that over samples (robot units).
   A one-step student that collapses to the mean scores near 0 here while its MSE looks good,
   which is why it is reported next to MSE.
+
+Distribution metrics (``K`` samples per frame, :data:`DISTRIBUTION_KEYS`; MSE alone rewards the
+average of the demonstrations, which is no demonstration at all where they are multimodal):
+
+- ``best_of_k_mse_mean`` / ``_median``: per frame, the lowest per-sample MSE of its K samples
+  against the recorded chunk; summarised over frames. Never above the MSE of any one sample;
+- ``sample_spread``: :func:`prediction_spread` of the K samples, averaged over frames;
+- on frames with several distinct valid truths (see :func:`distinct_truths`): a sample is
+  *between modes* when it is closer (MSE) to the midpoint of its two nearest truths than to
+  either of them; ``between_modes_share`` is the share of such samples. ``mode_coverage`` is
+  the share of those frames whose samples hit at least two different truths, a sample hitting
+  its nearest truth unless it is between modes (a collapsed sampler near the midpoint hits
+  none). Both are None without such frames; ``multi_truth_frames`` counts them.
 """
 
 from __future__ import annotations
@@ -36,6 +49,10 @@ import numpy as np
 SUMMARY_KEYS = (
     "mse_mean", "mse_median", "mse_p90", "mse_p95", "mse_std", "cos_sim", "per_joint_mse",
     "spread", "latency_ms_p50", "latency_ms_p95", "error_by_chunk_position", "num_samples",
+)
+DISTRIBUTION_KEYS = (
+    "samples_per_frame", "best_of_k_mse_mean", "best_of_k_mse_median", "sample_spread",
+    "between_modes_share", "mode_coverage", "multi_truth_frames",
 )
 
 
@@ -187,3 +204,113 @@ def summarize(predicted: np.ndarray, recorded: np.ndarray, is_pad: np.ndarray | 
                                     error_by_chunk_position(predicted, recorded, ~valid)],
         "num_samples": int(scored.sum()),
     }
+
+
+# ---------------------------------------------------------------- K samples per frame
+
+def _as_samples(samples: np.ndarray) -> np.ndarray:
+    samples = np.asarray(samples)
+    if samples.ndim != 4:
+        raise ValueError(f"samples must have shape (N, K, H, A), got {samples.shape}")
+    return samples
+
+
+def best_of_k_mse(samples: np.ndarray, recorded: np.ndarray,
+                  is_pad: np.ndarray | None = None) -> np.ndarray:
+    """Lowest per-sample MSE of each frame's K samples ``(N, K, H, A)`` vs ``recorded``: ``(N,)``.
+
+    NaN where the frame has no valid step (as :func:`per_sample_mse`).
+    """
+    samples = _as_samples(samples)
+    per_draw = np.stack([per_sample_mse(samples[:, k], recorded, is_pad)
+                         for k in range(samples.shape[1])], axis=1)
+    with np.errstate(invalid="ignore"):
+        return np.min(per_draw, axis=1)
+
+
+def distinct_truths(truths: np.ndarray, is_pad: np.ndarray, threshold: float) -> list[int]:
+    """Indices of the truths ``(M, H, A)`` that differ from every earlier kept one.
+
+    Two truths differ when their MSE over the steps valid in both (``is_pad`` ``(M, H)``)
+    exceeds ``threshold`` (robot units squared). The first truth is always kept.
+    """
+    truths = np.asarray(truths, dtype=np.float64)
+    valid = ~np.asarray(is_pad, dtype=bool)
+    kept = [0]
+    for index in range(1, len(truths)):
+        for other in kept:
+            both = valid[index] & valid[other]
+            if not both.any():
+                break
+            squared = (truths[index][both] - truths[other][both]) ** 2
+            if squared.mean() <= threshold:
+                break
+        else:
+            kept.append(index)
+    return kept
+
+
+def mode_assignment(samples: np.ndarray, truths: np.ndarray,
+                    valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """For K samples ``(K, H, A)`` of one frame with M >= 2 truths ``(M, H, A)``.
+
+    Returns ``(between (K,) bool, nearest (K,) int)``: whether each sample is closer to the
+    midpoint of its two nearest truths than to either, and its nearest truth. MSE over the
+    ``valid`` ``(H,)`` steps (default all).
+    """
+    samples = np.asarray(samples, dtype=np.float64)
+    truths = np.asarray(truths, dtype=np.float64)
+    if truths.ndim != 3 or len(truths) < 2 or samples.shape[1:] != truths.shape[1:]:
+        raise ValueError(f"need truths (M>=2, H, A) matching samples (K, H, A), got "
+                         f"{truths.shape} and {samples.shape}")
+    steps = np.ones(samples.shape[1], bool) if valid is None else np.asarray(valid, bool)
+    samples, truths = samples[:, steps], truths[:, steps]
+    distance = ((samples[:, None] - truths[None]) ** 2).mean(axis=(2, 3))  # (K, M)
+    order = np.argsort(distance, axis=1, kind="stable")
+    nearest, second = order[:, 0], order[:, 1]
+    midpoint = (truths[nearest] + truths[second]) / 2.0
+    to_midpoint = ((samples - midpoint) ** 2).mean(axis=(1, 2))
+    return to_midpoint < distance[np.arange(len(samples)), nearest], nearest
+
+
+def mode_summary(samples: Sequence[np.ndarray], truths: Sequence[np.ndarray],
+                 valid: Sequence[np.ndarray | None]) -> dict:
+    """``between_modes_share``, ``mode_coverage``, ``multi_truth_frames`` over frames.
+
+    One entry per frame with several distinct truths: its samples ``(K, H, A)``, its truths
+    ``(M>=2, H, A)`` and the steps valid in all of them ``(H,)``.
+    """
+    between_counts, covered, draws = 0, 0, 0
+    for frame_samples, frame_truths, frame_valid in zip(samples, truths, valid):
+        between, nearest = mode_assignment(frame_samples, frame_truths, frame_valid)
+        between_counts += int(between.sum())
+        draws += len(between)
+        covered += int(len(set(nearest[~between].tolist())) >= 2)
+    frames = len(samples)
+    return {
+        "between_modes_share": between_counts / draws if draws else None,
+        "mode_coverage": covered / frames if frames else None,
+        "multi_truth_frames": frames,
+    }
+
+
+def summarize_samples(samples: np.ndarray, recorded: np.ndarray,
+                      is_pad: np.ndarray | None = None) -> dict:
+    """Best-of-K MSE and spread of K samples per frame ``(N, K, H, A)``, JSON-ready.
+
+    Holds every :data:`DISTRIBUTION_KEYS` key; the mode keys are None here (filled where the
+    frames' truths are known). With K = 1 only ``samples_per_frame`` is set.
+    """
+    samples = _as_samples(samples)
+    out: dict = dict.fromkeys(DISTRIBUTION_KEYS)
+    out["samples_per_frame"] = int(samples.shape[1])
+    if samples.shape[1] < 2:
+        return out
+    best = best_of_k_mse(samples, recorded, is_pad)
+    spread = prediction_spread(np.swapaxes(samples, 0, 1), is_pad)
+    if np.isfinite(best).any():
+        out["best_of_k_mse_mean"] = float(np.nanmean(best))
+        out["best_of_k_mse_median"] = float(np.nanmedian(best))
+    if np.isfinite(spread).any():
+        out["sample_spread"] = float(np.nanmean(spread))
+    return out

@@ -18,6 +18,17 @@ count, from the same starting noise; a SnapFlow checkpoint does so with both k-s
 only (its ``phi_s`` is zero, so both samplers are identical). The naive 1-step baseline is the
 teacher at ``"1"``. Latency is timed separately on single-observation calls (encode + sample +
 un-normalise), as a robot runs them.
+
+With ``samples_per_frame`` K >= 2 every frame is also sampled K times (the first draw is the
+scored prediction above, the others come from their own seeded noise, each observation encoded
+once) for the distribution metrics of :mod:`~snapflow_ros.evaluation.metrics`. Several valid
+truths for one frame: the chunks recorded at the same step index of other scored episodes whose
+state and environment state agree with the frame's within ``truth_match_tolerance`` of each
+dimension's range over the scored episodes (images are not compared: the same seed renders the
+same scene), kept when they differ from the frame's own chunk and from each other by an MSE above
+``distinct_truth_mse`` (0: ten times the lowest median per-sample MSE of a teacher result, the
+median because the frames where a teacher picks the other mode inflate its mean; without a
+teacher, of any result).
 """
 
 from __future__ import annotations
@@ -33,8 +44,19 @@ import torch
 
 from snapflow_ros.config_fields import ConfigError, check_config, config_to_dict, param
 from snapflow_ros.data.episodes import Episode
-from snapflow_ros.evaluation.metrics import per_sample_mse, summarize
-from snapflow_ros.snapflow.sampler import SAMPLER_MODES, predict_action_chunk, sample_noise
+from snapflow_ros.evaluation.metrics import (
+    distinct_truths,
+    mode_summary,
+    per_sample_mse,
+    summarize,
+    summarize_samples,
+)
+from snapflow_ros.snapflow.sampler import (
+    SAMPLER_MODES,
+    predict_action_chunk,
+    sample_chunk,
+    sample_noise,
+)
 
 DEFAULT_MODE = "jump"
 
@@ -62,6 +84,16 @@ class OfflineEvalConfig:
                                  "spread).", low=0, high=1000)
     spread_samples: int = param(64, "Frames (the first of the subsample) used for spread.",
                                 low=1)
+    samples_per_frame: int = param(8, "Noise samples per frame and step count for the "
+                                      "distribution metrics (best-of-K MSE, between modes, "
+                                      "mode coverage); 1 disables them.", low=1, high=1000)
+    distinct_truth_mse: float = param(0.0, "MSE above which two recorded chunks for the same "
+                                           "observation are different truths (0: ten times the "
+                                           "lowest teacher median MSE).", low=0.0)
+    truth_match_tolerance: float = param(1e-6, "Observations of two episodes are the same when "
+                                               "every state and environment-state dimension "
+                                               "agrees within this fraction of its range.",
+                                         low=0.0)
     batch_size: int = param(32, "Observations per forward pass when scoring.", low=1)
     latency_calls: int = param(20, "Timed single-observation calls per step count (after "
                                    "warm-up); 0 skips timing.", low=0)
@@ -192,9 +224,92 @@ def _time_calls(policy, episodes, frames, config: OfflineEvalConfig, *, steps: i
     return timings
 
 
-def _noise(rows: int, policy, seed: int) -> torch.Tensor:
+def _noise(rows: int, policy, seed: int, draws: int | None = None) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed)
-    return sample_noise((rows, policy.chunk_size, policy.action_dim), generator=generator)
+    shape = (rows, policy.chunk_size, policy.action_dim)
+    return sample_noise(shape if draws is None else (rows, draws, *shape[1:]),
+                        generator=generator)
+
+
+def _predict_samples(policy, episodes, frames, config: OfflineEvalConfig, *, steps: int,
+                     mode: str, noise: torch.Tensor, device: torch.device) -> np.ndarray:
+    """``(N, K, H, A)`` chunks (robot units) from ``noise`` ``(N, K, H, D)``, encoding once."""
+    draws = noise.shape[1]
+    per_pass = max(1, config.batch_size // draws)
+    parts = []
+    for start in range(0, len(frames), per_pass):
+        rows = frames[start:start + per_pass]
+        batch = _batch(episodes, rows, policy.chunk_size, device)
+        with torch.inference_mode():
+            context = policy.encode(batch)
+            repeat = torch.arange(len(rows), device=policy.device).repeat_interleave(draws)
+            x = sample_chunk(policy, policy.select_context(context, repeat), num_steps=steps,
+                             mode=mode, noise=noise[start:start + len(rows)].flatten(0, 1))
+            chunk = policy.to_robot_actions(x)
+        parts.append(chunk.float().cpu().numpy().reshape(len(rows), draws, *chunk.shape[1:]))
+    return np.concatenate(parts, axis=0)
+
+
+def _action_chunk(episode: Episode, frame: int, chunk_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Recorded chunk ``(H, A)`` from ``frame`` (last action repeated) and its pad ``(H,)``."""
+    steps = np.arange(frame, frame + chunk_size)
+    return (episode.action[np.minimum(steps, len(episode) - 1)].astype(np.float64),
+            steps >= len(episode))
+
+
+def matching_episodes(episodes: Sequence[Episode], scored: Sequence[int],
+                      frames: Sequence[tuple[int, int]], tolerance: float) -> list[list[int]]:
+    """For each ``(episode, frame)``, the other scored episodes with the same observation there.
+
+    Same observation: at the same step index, every state and environment-state dimension
+    within ``tolerance`` times its range over the scored episodes (images are not compared).
+    """
+    def observation(index: int) -> np.ndarray:
+        episode = episodes[index]
+        return np.concatenate([episode.state, episode.environment_state], axis=1).astype(
+            np.float64)
+
+    observations = {i: observation(i) for i in scored}
+    stacked = np.concatenate(list(observations.values()), axis=0)
+    limit = tolerance * (stacked.max(axis=0) - stacked.min(axis=0))
+    matches = []
+    for own, frame in frames:
+        here = observations[own][frame]
+        matches.append([i for i in scored if i != own and frame < len(observations[i])
+                        and bool(np.all(np.abs(observations[i][frame] - here) <= limit))])
+    return matches
+
+
+def distinct_truth_threshold(results: Mapping[str, dict], config: OfflineEvalConfig
+                             ) -> tuple[float, str]:
+    """The MSE above which two recorded chunks are different truths, and where it came from.
+
+    ``results``: ``{name: checkpoint entry}`` as :func:`evaluate_checkpoints` returns them.
+    """
+    if config.distinct_truth_mse > 0:
+        return float(config.distinct_truth_mse), "distinct_truth_mse"
+    for stages, what in ((("teacher",), "teacher"), (None, "evaluated")):
+        medians = [m["mse_median"] for e in results.values()
+                   if stages is None or e["stage"] in stages for m in e["results"].values()]
+        if medians:
+            return 10.0 * float(min(medians)), f"10 x the lowest {what} median MSE"
+    raise ValueError("no result to derive the distinct-truth threshold from")
+
+
+def _truth_sets(episodes, frames, matches, chunk_size: int, threshold: float
+                ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """``{frame position: (distinct truths (M>=2, H, A), steps valid in all (H,))}``."""
+    sets = {}
+    for position, ((own, frame), others) in enumerate(zip(frames, matches)):
+        if not others:
+            continue
+        chunks = [_action_chunk(episodes[i], frame, chunk_size) for i in [own, *others]]
+        truths = np.stack([c for c, _ in chunks])
+        pads = np.stack([p for _, p in chunks])
+        kept = distinct_truths(truths, pads, threshold)
+        if len(kept) >= 2:
+            sets[position] = (truths[kept], ~pads[kept].any(axis=0))
+    return sets
 
 
 def checkpoint_modes(stage: str, config: OfflineEvalConfig) -> tuple[list[str], str]:
@@ -222,11 +337,14 @@ def evaluate_checkpoints(checkpoints: Mapping[str, str | Path] | Sequence[str | 
         {"checkpoints": {name: {"path", "stage", "policy_type", "step", "modes",
                                 "results": {"<steps>[_euler]": metrics}}},
          "episodes": [{"index", "name", "source", "frames"}], "split": "validation" | "all",
-         "config": {...}, "trajectories": [...]}
+         "config": {...}, "trajectories": [...], "multi_truth": {...} | None}
 
-    where ``metrics`` holds :data:`~snapflow_ros.evaluation.metrics.SUMMARY_KEYS` plus
-    ``steps``, ``mode`` and ``per_sample_mse``. Raises ConfigError (e.g.
-    :class:`~snapflow_ros.policies.base.CheckpointMismatchError`) before any scoring.
+    where ``metrics`` holds :data:`~snapflow_ros.evaluation.metrics.SUMMARY_KEYS`,
+    :data:`~snapflow_ros.evaluation.metrics.DISTRIBUTION_KEYS` (None with
+    ``samples_per_frame=1``), ``steps``, ``mode`` and ``per_sample_mse``; ``"multi_truth"``
+    says how the frames with several truths were found (None with ``samples_per_frame=1``).
+    Raises ConfigError (e.g. :class:`~snapflow_ros.policies.base.CheckpointMismatchError`)
+    before any scoring.
     """
     from snapflow_ros.config_fields import replace_config
     from snapflow_ros.data.dataset import robot_interface
@@ -283,6 +401,13 @@ def evaluate_checkpoints(checkpoints: Mapping[str, str | Path] | Sequence[str | 
         "recorded": episodes[i].action[:len(rows)].astype(float).tolist(),
         "predicted": {},
     } for i, rows in traj_frames]
+    draws = config.samples_per_frame
+    matches = (matching_episodes(episodes, scored, frames, config.truth_match_tolerance)
+               if draws >= 2 else [])
+    candidates = [i for i, others in enumerate(matches) if others]
+    # (summary, chunk size, samples of the candidate frames): scored on modes once the
+    # distinct-truth threshold is known, which may take every teacher's results.
+    pending: list[tuple[dict, int, np.ndarray]] = []
     try:
         for name, policy in policies.items():
             info = infos[name]
@@ -294,6 +419,8 @@ def evaluate_checkpoints(checkpoints: Mapping[str, str | Path] | Sequence[str | 
             spread_noises = [_noise(len(spread_rows), policy, config.seed + 1000 + k)
                              for k in range(config.spread_seeds if config.spread_seeds >= 2
                                             else 0)]
+            extra_noise = (_noise(len(frames), policy, config.seed + 4000, draws=draws - 1)
+                           if draws >= 2 else None)
             results = {}
             for steps in config.step_counts:
                 for mode in modes:
@@ -311,6 +438,15 @@ def evaluate_checkpoints(checkpoints: Mapping[str, str | Path] | Sequence[str | 
                                         latencies_ms=latencies)
                     summary.update(steps=steps, mode=mode, per_sample_mse=[
                         float(v) for v in per_sample_mse(predicted, recorded, is_pad)])
+                    samples = predicted[:, None]
+                    if extra_noise is not None:
+                        # The scored prediction is the first of the K draws.
+                        samples = np.concatenate([samples, _predict_samples(
+                            policy, episodes, frames, config, noise=extra_noise, **kwargs)],
+                            axis=1)
+                        pending.append((summary, policy.chunk_size,
+                                        samples[candidates].astype(np.float32)))
+                    summary.update(summarize_samples(samples, recorded, is_pad))
                     results[result_key(steps, mode, default_mode)] = summary
                     if bar is not None:
                         bar.update(1)
@@ -333,6 +469,8 @@ def evaluate_checkpoints(checkpoints: Mapping[str, str | Path] | Sequence[str | 
     finally:
         if bar is not None:
             bar.close()
+    out["multi_truth"] = (_score_modes(out["checkpoints"], pending, episodes, frames, matches,
+                                       candidates, config) if draws >= 2 else None)
     out["episodes"] = [{"index": i, "name": episodes[i].name, "source": str(episodes[i].source),
                         "segment": int(episodes[i].segment), "frames": len(episodes[i])}
                        for i in scored]
@@ -341,3 +479,25 @@ def evaluate_checkpoints(checkpoints: Mapping[str, str | Path] | Sequence[str | 
     out["config"] = config_to_dict(config)
     out["trajectories"] = trajectories
     return out
+
+
+def _score_modes(checkpoints: dict, pending, episodes, frames, matches, candidates,
+                 config: OfflineEvalConfig) -> dict:
+    """Fill the mode metrics of every pending summary; returns the ``multi_truth`` record."""
+    threshold, source = distinct_truth_threshold(checkpoints, config)
+    sets_by_chunk: dict[int, dict] = {}
+    for summary, chunk_size, samples in pending:
+        if chunk_size not in sets_by_chunk:
+            sets_by_chunk[chunk_size] = _truth_sets(episodes, frames, matches, chunk_size,
+                                                    threshold)
+        sets = sets_by_chunk[chunk_size]
+        rows = [(samples[row], *sets[position]) for row, position in enumerate(candidates)
+                if position in sets]
+        summary.update(mode_summary([r[0] for r in rows], [r[1] for r in rows],
+                                    [r[2] for r in rows]))
+    return {
+        "frames_with_matching_observation": len(candidates),
+        "distinct_truth_mse": threshold,
+        "distinct_truth_mse_source": source,
+        "truth_match_tolerance": config.truth_match_tolerance,
+    }
