@@ -298,6 +298,9 @@ def _bags_mismatch(error: Exception, bags: Iterable[str]) -> Exception:
 
     message = str(error).replace("does not match the robot", "does not match the bags").replace(
         "robot has", "the bags have")
+    if "environment_state_names" in message:
+        message += ("; read the checkpoint's object pose topics with --environment-state-topics "
+                    "(data.environment_state_topics)")
     return CheckpointMismatchError(f"{message} (bags: {', '.join(bags)})")
 
 

@@ -340,18 +340,26 @@ TINY_TRAIN = ["--set", "chunk_size=4", "--set", "cnn_channels=[4,8]", "--set", "
               "--device", "cpu", "--no-progress"]
 
 
-def test_snapflow_train_with_environment_state_topics_records_their_names(tmp_path):
+def test_snapflow_train_with_environment_state_topics_records_their_names(tmp_path, capsys):
     from snapflow_ros import cli
     from snapflow_ros.policies.checkpoint import read_checkpoint_info
 
     for index in range(2):
         scene_bag(tmp_path / "bags" / f"ep{index}")
+    topics = ["--bags", str(tmp_path / "bags"), "--camera-topic", "/camera/top/image_raw",
+              "--action-topic", "/leader/joint_states"]
     out = tmp_path / "run"
-    code = cli.main(["train", "--bags", str(tmp_path / "bags"), "--camera-topic",
-                     "/camera/top/image_raw", "--action-topic", "/leader/joint_states",
-                     "--environment-state-topics", "/object_poses", "--stage", "teacher",
-                     "--out", str(out), "--steps", "1", *TINY_TRAIN])
+    code = cli.main(["train", *topics, "--environment-state-topics", "/object_poses",
+                     "--stage", "teacher", "--out", str(out), "--steps", "1", *TINY_TRAIN])
     assert code == 0
     robot = read_checkpoint_info(out)["config"]["robot"]
     assert robot["environment_state_names"][:2] == ["object_poses/0/x", "object_poses/0/y"]
     assert len(robot["environment_state_names"]) == 14
+    # Distilling it from bags read without the poses fails naming them and the flag.
+    capsys.readouterr()
+    code = cli.main(["train", *topics, "--stage", "snapflow", "--init", str(out), "--out",
+                     str(tmp_path / "distilled"), "--steps", "1", *TINY_TRAIN])
+    error = capsys.readouterr().err
+    assert code == 2
+    assert "environment_state_names" in error and "--environment-state-topics" in error
+    assert not (tmp_path / "distilled").exists()
