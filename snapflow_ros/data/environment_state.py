@@ -142,6 +142,8 @@ def environment_state_rows(source: str, msgtype: str, messages: Sequence[object]
     if not rows:
         return (), np.zeros((0, 0), dtype=np.float64)
     size = rows[0].size
+    if size == 0:
+        raise EnvironmentStateError("the first message carries no values (no pose / no data)")
     for index, row in enumerate(rows):
         if row.size != size:
             raise EnvironmentStateError(

@@ -210,6 +210,12 @@ def test_a_changing_number_of_poses_is_a_malformed_message(tmp_path):
     assert "message 7 gives 14 values where the first gave 7" in str(info.value)
 
 
+def test_an_empty_pose_array_is_a_malformed_message(tmp_path):
+    bag = scene_bag(tmp_path / "empty", pose_counts=lambda i: 0)
+    with pytest.raises(MalformedMessageError, match="no values"):
+        read_bag(bag.path, bag.config(environment_state_topics=["/object_poses"]))
+
+
 def test_non_finite_poses_are_refused_naming_the_topic(tmp_path):
     bag = scene_bag(tmp_path / "nan", nan_at=3)
     with pytest.raises(MalformedMessageError) as info:
