@@ -2,10 +2,10 @@
 # SPDX-License-Identifier: Apache-2.0
 """Configuration of a training run: the teacher (flow matching) or SnapFlow stage.
 
-The optimisation recipe (learning rate, batch size, warm-up, clipping, weight decay, final lr)
-depends on the policy: :data:`TRAINING_DEFAULTS` holds each backend's. A :class:`TrainConfig`
-field left unset (None; an unset ROS parameter; no flag) takes the backend's value in
-:meth:`TrainConfig.for_policy`; a value the user gave is kept as given.
+The optimisation recipe (learning rate, batch size, warm-up, clipping, weight decay, final lr,
+weight EMA) depends on the policy: :data:`TRAINING_DEFAULTS` holds each backend's. A
+:class:`TrainConfig` field left unset (None; an unset ROS parameter; no flag) takes the
+backend's value in :meth:`TrainConfig.for_policy`; a value the user gave is kept as given.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ class TrainingDefaults:
     grad_clip: float
     weight_decay: float
     min_lr_fraction: float
+    ema_decay: float = 0.0
+    """Decay of the EMA of the trained weights (0: no EMA)."""
     schedule_steps: int = 0
     """Run length the warm-up is quoted for: a shorter run scales the default warm-up by
     ``steps / schedule_steps``, as LeRobot's cosine schedule does (0: never scaled)."""
@@ -36,13 +38,15 @@ class TrainingDefaults:
 
 
 _VLA_SOURCE = ("SnapFlow paper (AdamW, lr 2.5e-5, clip 1.0, batch 4); LeRobot 0.6.1 pi0 / pi05 "
-               "config (warm-up 1000 of 30000 decay steps, decay to 2.5e-6, weight decay 0.01)")
+               "config (warm-up 1000 of 30000 decay steps, decay to 2.5e-6, weight decay 0.01); "
+               "no weight EMA (a copy of a VLA's trained weights costs memory)")
 _VLA_DEFAULTS = TrainingDefaults(lr=2.5e-5, batch_size=4, warmup_steps=1000, grad_clip=1.0,
                                  weight_decay=0.01, min_lr_fraction=0.1, schedule_steps=30000,
                                  source=_VLA_SOURCE)
 COMPACT_DEFAULTS = TrainingDefaults(
     lr=3e-4, batch_size=32, warmup_steps=100, grad_clip=1.0, weight_decay=1e-4,
-    min_lr_fraction=0.05, source="the compact policy's own scale (trained from scratch)")
+    min_lr_fraction=0.05, ema_decay=0.999,
+    source="the compact policy's own scale (trained from scratch); weight EMA as Diffusion Policy")
 TRAINING_DEFAULTS: dict[str, TrainingDefaults] = {
     "compact": COMPACT_DEFAULTS,
     # LeRobot's SmolVLA config itself says lr 1e-4, clip 10, weight decay 1e-10; the paper
@@ -55,7 +59,7 @@ TRAINING_DEFAULTS: dict[str, TrainingDefaults] = {
 """Each policy type's recipe; any other type (a test or third-party backend) gets compact's."""
 
 _RECIPE_FIELDS = ("lr", "batch_size", "warmup_steps", "grad_clip", "weight_decay",
-                  "min_lr_fraction")
+                  "min_lr_fraction", "ema_decay")
 
 
 def training_defaults(policy_type: str) -> TrainingDefaults:
@@ -94,6 +98,11 @@ class TrainConfig:
         low=0.0, high=1.0)
     grad_clip: float | None = param(
         None, "Gradient norm clip (0 disables)." + _recipe_note("grad_clip"), low=0.0)
+    ema_decay: float | None = param(
+        None, "Decay of the moving average (EMA) of the trained weights (0: off), warmed up as "
+        "min(ema_decay, (1 + step) / (10 + step)); validation and every checkpoint's weights "
+        "are the average, the resume state keeps the raw ones too."
+        + _recipe_note("ema_decay"), low=0.0, high=0.99999)
     val_fraction: float = param(
         0.1, "Fraction of episodes the caller holds out for validation (split by episode, not "
         "by sample, by whoever builds the datasets).", low=0.0, high=0.9)

@@ -14,10 +14,13 @@ directory. The run directory receives ``checkpoints/step_<n>`` (self-contained, 
   per batch without gradient) and :func:`~snapflow_ros.snapflow.objective.snapflow_loss` trains
   ``policy.trainable_parameters("snapflow")``.
 
-Optimiser AdamW, linear warm-up then cosine decay, gradient-norm clipping. With ``resume=True``
-the run continues from the run directory's latest checkpoint with the same weights, optimiser,
-schedule, data position and RNG states, so on one process a resumed run reproduces the
-uninterrupted run exactly.
+Optimiser AdamW, linear warm-up then cosine decay, gradient-norm clipping. With ``ema_decay`` > 0
+an exponential moving average of the trained parameters (:mod:`snapflow_ros.training.ema`) is
+what validation measures and what every checkpoint's weights hold (what gets deployed); the raw
+weights go into the checkpoint's resume state beside the average. With ``resume=True`` the run
+continues from the run directory's latest checkpoint with the same weights (raw and average),
+optimiser, schedule, data position and RNG states, so on one process a resumed run reproduces
+the uninterrupted run exactly.
 
 Several GPUs or machines: start one process per GPU with ``torchrun`` (see
 :mod:`snapflow_ros.training.distributed`). The stage's loss is computed in the ``forward`` of a
@@ -27,12 +30,14 @@ process, as in LeRobot: one optimiser step uses ``batch_size * WORLD_SIZE`` samp
 a disjoint slice of the step's global batch; the logged loss is the mean over the processes (the
 global batch's). Each rank draws its own noise and times (seed ``seed + rank``), and in the
 snapflow stage splits its own rows by ``alpha``. Rank 0 alone validates, logs, shows progress and
-writes checkpoints (with every rank's RNG state); on resume every rank loads the checkpoint rank
-0 found, so for several machines the run directory must be on a shared filesystem.
+writes checkpoints (with every rank's RNG state); every rank updates the same EMA from the same
+synchronised weights. On resume every rank loads the checkpoint rank 0 found, so for several
+machines the run directory must be on a shared filesystem.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -62,6 +67,7 @@ from snapflow_ros.snapflow.objective import flow_matching_loss, snapflow_loss
 from snapflow_ros.snapflow.sampler import sample_chunk, sample_noise
 from snapflow_ros.training.config import TrainConfig
 from snapflow_ros.training.distributed import DistributedRun
+from snapflow_ros.training.ema import WeightEMA, load_raw_parameters
 
 LOGGER = logging.getLogger(__name__)
 METRICS_FILE = "metrics.jsonl"
@@ -331,6 +337,7 @@ def run_training(
     ``on_progress(dict)`` gets ``step``, ``steps``, ``loss``, ``lr``, ``samples_per_s`` and
     ``eta_s`` after every step; ``on_checkpoint(path)`` after every checkpoint;
     ``should_stop()`` is polled every step and ends the run after writing a checkpoint.
+    On return the policy holds the last checkpoint's weights (the average with an EMA).
     """
     started = time.perf_counter()
     # Recipe fields the caller left unset take the policy's defaults (recorded in checkpoints).
@@ -361,6 +368,13 @@ def run_training(
     for parameter, _ in frozen_flags:
         parameter.requires_grad_(False)
     optimizer = _build_optimizer(parameters, config)
+    names = {id(p): name for name, p in policy.named_parameters()}
+    named_trainable = [(names[id(p)], p) for p in parameters]
+    ema = WeightEMA(named_trainable, config.ema_decay) if config.ema_decay > 0 else None
+    if dist.is_main:
+        LOGGER.info("weight EMA: %s", f"on, decay {config.ema_decay:g} (warm-up min(decay, "
+                    "(1 + step) / (10 + step))); validation and checkpoints use the average"
+                    if ema is not None else "off (ema_decay 0)")
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: _lr_factor(step, config))
 
@@ -378,8 +392,17 @@ def run_training(
                 raise CheckpointError(
                     f"{found} was saved in stage {state.get('stage')!r}, this run is stage "
                     f"{config.stage!r}: resume a run with its own stage")
-            load_weights(policy, found)
+            load_weights(policy, found)  # the average's values when that run had an EMA
             policy.to(device)
+            if "raw_parameters" in state:
+                load_raw_parameters(named_trainable, state["raw_parameters"])
+            if ema is not None and "ema" in state:
+                ema.load_state_dict(state["ema"])
+            elif ema is not None:
+                if dist.is_main:
+                    LOGGER.warning("resume: %s has no weight EMA; the average starts from its "
+                                   "weights at step %s", found, state["step"])
+                ema = WeightEMA(named_trainable, config.ema_decay)
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
             step = int(state["step"])
@@ -434,9 +457,13 @@ def run_training(
             "config": config_to_dict(config), "world_size": dist.world_size}
         if dist.enabled:
             train_state["rng_ranks"] = rng_states
-        path = save_checkpoint(policy, out_dir, stage=config.stage, step=at_step,
-                               command=command, keep=config.keep_checkpoints,
-                               train_state=train_state)
+        if ema is not None:
+            train_state["raw_parameters"] = ema.raw_state()
+            train_state["ema"] = ema.state_dict()
+        with ema.swapped_in() if ema is not None else contextlib.nullcontext():
+            path = save_checkpoint(policy, out_dir, stage=config.stage, step=at_step,
+                                   command=command, keep=config.keep_checkpoints,
+                                   train_state=train_state)
         LOGGER.info("checkpoint %s", path)
         if on_checkpoint is not None:
             on_checkpoint(path)
@@ -445,7 +472,8 @@ def run_training(
     def validate(at_step: int) -> dict[str, float]:
         if val_loader is None:
             return {}
-        metrics = evaluate(policy, val_loader, config, device)
+        with ema.swapped_in() if ema is not None else contextlib.nullcontext():
+            metrics = evaluate(policy, val_loader, config, device)
         metrics_log.write({"kind": "val", "step": at_step, **metrics})
         LOGGER.info("step %d validation: %s", at_step,
                     ", ".join(f"{k}={v:.5g}" for k, v in metrics.items()))
@@ -477,6 +505,8 @@ def run_training(
                          if config.grad_clip > 0 else math.nan)
             optimizer.step()
             scheduler.step()
+            if ema is not None:
+                ema.update()
             step += 1
 
             duration = time.perf_counter() - tick
@@ -522,6 +552,8 @@ def run_training(
             last_checkpoint = checkpoint(step) or last_checkpoint
         # Every rank returns once the final checkpoint exists, and names it.
         last_checkpoint = dist.from_main(last_checkpoint)
+        if ema is not None:  # the caller's policy ends as its last checkpoint: the average
+            ema.copy_to_parameters()
     finally:
         del model  # drops DDP's gradient hooks from the policy's parameters
         if bar is not None:

@@ -16,7 +16,8 @@ from snapflow_ros.training.config import (
     training_defaults,
 )
 
-RECIPE = ("lr", "batch_size", "warmup_steps", "grad_clip", "weight_decay", "min_lr_fraction")
+RECIPE = ("lr", "batch_size", "warmup_steps", "grad_clip", "weight_decay", "min_lr_fraction",
+          "ema_decay")
 
 
 def _recipe(config: TrainConfig) -> dict:
@@ -29,7 +30,7 @@ def test_every_registered_policy_type_has_its_own_documented_recipe():
     # The compact policy keeps the values every backend used to get.
     assert _recipe(TrainConfig(steps=3000).for_policy("compact")) == {
         "lr": 3e-4, "batch_size": 32, "warmup_steps": 100, "grad_clip": 1.0,
-        "weight_decay": 1e-4, "min_lr_fraction": 0.05}
+        "weight_decay": 1e-4, "min_lr_fraction": 0.05, "ema_decay": 0.999}
     # The VLAs: the paper's fine-tuning recipe (lr 2.5e-5, clip 1.0, batch 4).
     for kind in ("smolvla", "pi0", "pi05"):
         defaults = training_defaults(kind)
@@ -63,7 +64,7 @@ def test_values_the_user_set_are_kept_and_only_unset_ones_take_the_default():
     assert resolved.for_policy("compact") == resolved  # resolved once, for good
     assert resolved.unset_recipe_fields() == ()
     assert set(given.unset_recipe_fields()) == {"batch_size", "weight_decay", "warmup_steps",
-                                                "min_lr_fraction"}
+                                                "min_lr_fraction", "ema_decay"}
 
 
 def test_a_vla_run_shorter_than_its_schedule_scales_the_default_warm_up_as_lerobot_does():
@@ -71,3 +72,13 @@ def test_a_vla_run_shorter_than_its_schedule_scales_the_default_warm_up_as_lerob
     assert TrainConfig(steps=60000).for_policy("pi05").warmup_steps == 1000
     assert TrainConfig(steps=3000, warmup_steps=500).for_policy("pi05").warmup_steps == 500
     assert TrainConfig(steps=50).for_policy("compact").warmup_steps == 100
+
+
+def test_weight_ema_is_on_for_the_compact_policy_and_off_for_the_vlas():
+    assert TrainConfig().for_policy("compact").ema_decay == 0.999
+    for kind in ("smolvla", "pi0", "pi05"):  # a second copy of a VLA's weights costs memory
+        assert TrainConfig().for_policy(kind).ema_decay == 0.0, kind
+    assert TrainConfig(ema_decay=0.0).for_policy("compact").ema_decay == 0.0  # off, as asked
+    assert TrainConfig(ema_decay=0.99).for_policy("pi05").ema_decay == 0.99
+    with pytest.raises(ValueError, match="ema_decay"):
+        TrainConfig(ema_decay=1.0)
