@@ -231,3 +231,41 @@ def test_environment_state_stats_travel_in_the_weights(tmp_path):
     with pytest.raises(Exception, match="environment_state_names"):
         load_policy(tmp_path / "ckpt", expected_robot=RobotInterface(
             joint_names=ENV_ROBOT.joint_names, camera_keys=("top",)))
+
+
+def _prepared_top_images(policy: CompactFlowPolicy, batch: dict) -> torch.Tensor:
+    encoder = policy.observation_encoder
+    return encoder._prepare_image("top", batch["images"]["top"], torch.device("cpu"))
+
+
+def test_color_jitter_changes_brightness_and_contrast_per_sample_in_training_only():
+    torch.manual_seed(0)
+    jittered = CompactFlowPolicy(tiny_config(color_jitter=0.4, random_shift_pixels=0), ROBOT,
+                                 tiny_stats())
+    batch = make_batch(batch_size=16)
+    clean = batch["images"]["top"].float() / 255.0
+    jittered.train()
+    augmented = _prepared_top_images(jittered, batch)
+    assert augmented.shape == clean.shape
+    assert 0.0 <= float(augmented.min()) and float(augmented.max()) <= 1.0
+    # Every sample's mean (brightness) and spread (contrast) moves, each by its own factor.
+    mean_ratio = augmented.mean(dim=(1, 2, 3)) / clean.mean(dim=(1, 2, 3))
+    spread_ratio = augmented.std(dim=(1, 2, 3)) / clean.std(dim=(1, 2, 3))
+    assert float((mean_ratio - 1).abs().min()) > 1e-3
+    assert float(mean_ratio.std()) > 0.05 and float(spread_ratio.std()) > 0.05
+    assert float((mean_ratio - 1).abs().max()) <= 0.4 + 1e-4
+    # Evaluation (deployment) sees the images unchanged, and the same on every call.
+    jittered.eval()
+    assert torch.equal(_prepared_top_images(jittered, batch), clean)
+    with torch.no_grad():
+        first = jittered.encode(batch)["tokens"]
+        second = jittered.encode(batch)["tokens"]
+    assert torch.equal(first, second)
+
+
+def test_color_jitter_off_by_default_leaves_training_images_unchanged():
+    torch.manual_seed(0)
+    policy = CompactFlowPolicy(tiny_config(random_shift_pixels=0), ROBOT, tiny_stats()).train()
+    assert policy.config.color_jitter == 0.0
+    batch = make_batch(batch_size=4)
+    assert torch.equal(_prepared_top_images(policy, batch), batch["images"]["top"].float() / 255)

@@ -35,6 +35,9 @@ class CompactPolicyConfig:
     random_shift_pixels: int = param(
         4, "Training-only augmentation: random image shift of up to this many pixels "
         "(replicate-pad then crop). 0 disables.", low=0, high=64)
+    color_jitter: float = param(
+        0.0, "Training-only augmentation: per-sample brightness and contrast factors drawn from "
+        "[1 - color_jitter, 1 + color_jitter] (after the shift). 0 disables.", low=0.0, high=1.0)
     hidden_dim: int = param(128, "Width of the action expert and of every context token.",
                             low=8, high=4096)
     num_layers: int = param(4, "Transformer blocks of the action expert.", low=1, high=48)

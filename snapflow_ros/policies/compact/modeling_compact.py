@@ -44,6 +44,19 @@ def _random_shift(images: torch.Tensor, pad: int) -> torch.Tensor:
                         for i, (dy, dx) in enumerate(offsets)])
 
 
+def _color_jitter(images: torch.Tensor, amplitude: float) -> torch.Tensor:
+    """Scale brightness and contrast of each image of ``(B, C, h, w)`` in [0, 1] by a factor.
+
+    Each factor is drawn per image from ``[1 - amplitude, 1 + amplitude]`` (on the CPU RNG, as
+    the shift, so a run reproduces on any device); contrast is taken about the image's mean.
+    """
+    factors = 1.0 + amplitude * (2.0 * torch.rand(2, images.shape[0], 1, 1, 1) - 1.0)
+    brightness, contrast = factors.to(images.device, images.dtype)
+    images = images * brightness
+    mean = images.mean(dim=(1, 2, 3), keepdim=True)
+    return ((images - mean) * contrast + mean).clamp(0.0, 1.0)
+
+
 class CameraEncoder(nn.Module):
     """One camera's conv stack: image ``(B, 3, h, w)`` in [0, 1] -> tokens ``(B, N, hidden)``."""
 
@@ -106,6 +119,7 @@ class ObservationEncoder(nn.Module):
         self.camera_keys = tuple(robot.camera_keys)
         self.image_size = (robot.image_height, robot.image_width)
         self.random_shift_pixels = config.random_shift_pixels
+        self.color_jitter = config.color_jitter
         self.cameras = nn.ModuleList(
             CameraEncoder(config, robot.image_height, robot.image_width)
             for _ in self.camera_keys)
@@ -130,6 +144,8 @@ class ObservationEncoder(nn.Module):
                                   align_corners=False, antialias=True)
         if self.training and self.random_shift_pixels > 0:
             image = _random_shift(image, self.random_shift_pixels)
+        if self.training and self.color_jitter > 0:
+            image = _color_jitter(image, self.color_jitter)
         return image
 
     def forward(self, images: dict, normalized_state: torch.Tensor,
