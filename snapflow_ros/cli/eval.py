@@ -95,6 +95,16 @@ def add_arguments_eval(parser: argparse.ArgumentParser) -> None:
                             "< 2 disables)")
     group.add_argument("--spread-samples", type=int, default=64, metavar="N",
                        help="frames used for the spread metric (default 64)")
+    group.add_argument("--samples-per-frame", type=int, default=8, metavar="K",
+                       help="noise samples per frame for best-of-K MSE, the share of samples "
+                            "between modes and mode coverage (default 8; 1 disables)")
+    group.add_argument("--distinct-truth-mse", type=float, default=0.0, metavar="MSE",
+                       help="two recorded chunks for the same observation are different "
+                            "truths above this MSE (default 0: ten times the lowest teacher "
+                            "median best-of-K MSE)")
+    group.add_argument("--truth-match-tolerance", type=float, default=1e-6, metavar="F",
+                       help="same observation: every state / environment-state dimension "
+                            "within F of its range (default 1e-6)")
     group.add_argument("--batch-size", type=int, default=32, metavar="N",
                        help="observations per forward pass (default 32)")
     group.add_argument("--latency-calls", type=int, default=20, metavar="N",
@@ -289,6 +299,9 @@ def _eval_config(args: argparse.Namespace, split: dict):
                    split_seed=split["split_seed"], val_fraction=split["val_fraction"],
                    all_episodes=args.all_episodes, spread_seeds=args.spread_seeds,
                    spread_samples=args.spread_samples, batch_size=args.batch_size,
+                   samples_per_frame=args.samples_per_frame,
+                   distinct_truth_mse=args.distinct_truth_mse,
+                   truth_match_tolerance=args.truth_match_tolerance,
                    latency_calls=args.latency_calls, device=args.device)
     if args.modes:
         changes["modes"] = list(args.modes)

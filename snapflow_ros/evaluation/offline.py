@@ -26,9 +26,10 @@ truths for one frame: the chunks recorded at the same step index of other scored
 state and environment state agree with the frame's within ``truth_match_tolerance`` of each
 dimension's range over the scored episodes (images are not compared: the same seed renders the
 same scene), kept when they differ from the frame's own chunk and from each other by an MSE above
-``distinct_truth_mse`` (0: ten times the lowest median per-sample MSE of a teacher result, the
-median because the frames where a teacher picks the other mode inflate its mean; without a
-teacher, of any result).
+``distinct_truth_mse`` (0: ten times the lowest median best-of-K MSE of a teacher result, the
+model's own precision: on a strongly multimodal set a teacher that picks the other mode half
+the time inflates even its median MSE, while the best of its K samples lands on the recorded
+mode; without a teacher, of any result).
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ class OfflineEvalConfig:
                                       "mode coverage); 1 disables them.", low=1, high=1000)
     distinct_truth_mse: float = param(0.0, "MSE above which two recorded chunks for the same "
                                            "observation are different truths (0: ten times the "
-                                           "lowest teacher median MSE).", low=0.0)
+                                           "lowest teacher median best-of-K MSE).", low=0.0)
     truth_match_tolerance: float = param(1e-6, "Observations of two episodes are the same when "
                                                "every state and environment-state dimension "
                                                "agrees within this fraction of its range.",
@@ -288,12 +289,13 @@ def distinct_truth_threshold(results: Mapping[str, dict], config: OfflineEvalCon
     """
     if config.distinct_truth_mse > 0:
         return float(config.distinct_truth_mse), "distinct_truth_mse"
-    for stages, what in ((("teacher",), "teacher"), (None, "evaluated")):
-        medians = [m["mse_median"] for e in results.values()
-                   if stages is None or e["stage"] in stages for m in e["results"].values()]
+    for teacher_only, what in ((True, "teacher"), (False, "evaluated")):
+        medians = [m["best_of_k_mse_median"] for e in results.values()
+                   if not teacher_only or e["stage"] == "teacher" for m in e["results"].values()
+                   if m.get("best_of_k_mse_median") is not None]
         if medians:
-            return 10.0 * float(min(medians)), f"10 x the lowest {what} median MSE"
-    raise ValueError("no result to derive the distinct-truth threshold from")
+            return 10.0 * float(min(medians)), f"10 x the lowest {what} median best-of-K MSE"
+    raise ValueError("no best-of-K result to derive the distinct-truth threshold from")
 
 
 def _truth_sets(episodes, frames, matches, chunk_size: int, threshold: float

@@ -22,6 +22,8 @@ import numpy as np
 
 TABLE_COLUMNS = ("Checkpoint", "Stage", "Steps", "Sampler", "MSE mean", "vs ref", "median",
                  "P90", "P95", "std", "cos sim", "spread", "latency p50 (ms)", "p95 (ms)", "N")
+# Shown after "vs ref" when the result has K samples per frame (samples_per_frame >= 2).
+DISTRIBUTION_COLUMNS = ("best-of-K MSE", "between modes", "mode coverage", "sample spread")
 MAX_TRAJECTORY_JOINTS = 4
 
 
@@ -52,17 +54,31 @@ def _rows(result: dict) -> list[tuple[str, str, dict]]:
     return rows
 
 
+def has_distribution_metrics(result: dict) -> bool:
+    """Whether any row holds K >= 2 samples per frame (best-of-K, between modes ...)."""
+    return any((m.get("samples_per_frame") or 1) >= 2 for _, _, m in _rows(result))
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{100.0 * value:.1f}%"
+
+
 def format_table(result: dict) -> str:
     """Markdown table of every (checkpoint, step count, sampler); ``vs ref``: relative MSE.
 
     The reference is the first teacher checkpoint at its largest step count (the paper's
-    10-step teacher); without a teacher the column shows ``-``.
+    10-step teacher); without a teacher the column shows ``-``. With K samples per frame the
+    distribution columns (:data:`DISTRIBUTION_COLUMNS`) follow ``vs ref``.
     """
     ref = reference_row(result)
     ref_mse = (result["checkpoints"][ref[0]]["results"][ref[1]]["mse_mean"]
                if ref is not None else None)
-    lines = ["| " + " | ".join(TABLE_COLUMNS) + " |",
-             "|" + "|".join("---" if i < 4 else "---:" for i in range(len(TABLE_COLUMNS))) + "|"]
+    distribution = has_distribution_metrics(result)
+    columns = list(TABLE_COLUMNS)
+    if distribution:
+        columns[6:6] = DISTRIBUTION_COLUMNS
+    lines = ["| " + " | ".join(columns) + " |",
+             "|" + "|".join("---" if i < 4 else "---:" for i in range(len(columns))) + "|"]
     for name, key, metrics in _rows(result):
         stage = result["checkpoints"][name].get("stage", "?")
         if ref_mse:
@@ -76,6 +92,10 @@ def format_table(result: dict) -> str:
                  _fmt(metrics["cos_sim"]), _fmt(metrics.get("spread")),
                  _fmt(metrics.get("latency_ms_p50"), 3), _fmt(metrics.get("latency_ms_p95"), 3),
                  str(metrics["num_samples"])]
+        if distribution:
+            cells[6:6] = [_fmt(metrics.get("best_of_k_mse_mean")),
+                          _share(metrics.get("between_modes_share")),
+                          _share(metrics.get("mode_coverage")), _fmt(metrics.get("sample_spread"))]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -135,6 +155,48 @@ def plot_mse_vs_steps(result: dict, path: Path) -> None:
     axes.legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(path)
+
+
+def plot_modes_vs_steps(result: dict, path: Path) -> None:
+    """Best-of-K MSE (left) and the share of samples between modes (right) against steps."""
+    figure = _figure(11.0, 4.5)
+    best_axes = figure.add_subplot(1, 2, 1)
+    modes_axes = figure.add_subplot(1, 2, 2)
+    series = _series(result)
+    all_steps = sorted({p[0] for pts in series.values() for p in pts})
+    any_modes = False
+    for index, (label, points) in enumerate(series.items()):
+        color = f"C{index % 10}"
+        steps = [p[0] for p in points]
+        best = [_or_nan(p[2].get("best_of_k_mse_mean")) for p in points]
+        between = [_or_nan(p[2].get("between_modes_share")) for p in points]
+        best_axes.plot(steps, best, "o-", color=color, label=label)
+        if np.isfinite(between).any():
+            any_modes = True
+            modes_axes.plot(steps, between, "o-", color=color, label=label)
+    for axes in (best_axes, modes_axes):
+        axes.set_xscale("log")
+        axes.set_xticks(all_steps)
+        axes.set_xticklabels([str(s) for s in all_steps])
+        axes.set_xlabel("sampler steps (NFE)")
+        axes.grid(True, alpha=0.3)
+    best_axes.set_ylabel("best-of-K per-sample MSE (robot units²)")
+    best_axes.set_title("best of K samples vs steps")
+    best_axes.legend(fontsize=8)
+    modes_axes.set_ylabel("share of samples between modes")
+    modes_axes.set_ylim(-0.05, 1.05)
+    modes_axes.set_title("samples between two recorded truths")
+    if any_modes:
+        modes_axes.legend(fontsize=8)
+    else:
+        modes_axes.text(0.5, 0.5, "no frame with several recorded truths", ha="center",
+                        va="center", transform=modes_axes.transAxes)
+    figure.tight_layout()
+    figure.savefig(path)
+
+
+def _or_nan(value: float | None) -> float:
+    return float(value) if value is not None else float("nan")
 
 
 def plot_mse_distribution(result: dict, path: Path) -> None:
@@ -253,7 +315,10 @@ def report_markdown(result: dict, plots: list[tuple[str, str]], title: str) -> s
                   "the sampler collapsed to one mode). Latency: one observation, encode + "
                   f"sample + un-normalise, on `{config.get('device', '?')}`.", ""]
     lines += ["``vs ref``: change of the mean MSE against the first teacher at its most steps.",
-              "", format_table(result), ""]
+              ""]
+    if has_distribution_metrics(result):
+        lines += [_distribution_note(result), ""]
+    lines += [format_table(result), ""]
     live_rows = [(n, k, m) for n, k, m in _rows(result) if "delivery_ms_p50" in m]
     if live_rows:
         lines += ["| Checkpoint | Steps | trajectories | camera age at publish p50 / p95 (ms) "
@@ -269,6 +334,28 @@ def report_markdown(result: dict, plots: list[tuple[str, str]], title: str) -> s
     lines += ["## Episodes", ""]
     lines += [f"- {e['name']} ({e['frames']} frames): `{e['source']}`" for e in episodes]
     return "\n".join(lines) + "\n"
+
+
+def _distribution_note(result: dict) -> str:
+    """How the K-sample columns are defined, and which frames had several truths."""
+    config = result.get("config", {})
+    note = (f"K = {config.get('samples_per_frame', '?')} noise samples per frame. "
+            "``best-of-K MSE``: the mean over frames of the lowest per-sample MSE among the K "
+            "samples (MSE rewards the average; this does not). ``sample spread``: mean "
+            "per-element std across the K samples. On frames with several recorded truths "
+            "(other held-out episodes with the same state and environment state at the same "
+            "step, and a chunk that differs): ``between modes`` is the share of samples closer "
+            "to the midpoint of their two nearest truths than to either, ``mode coverage`` the "
+            "share of those frames whose samples hit at least two truths.")
+    multi = result.get("multi_truth")
+    if multi:
+        counts = sorted({m.get("multi_truth_frames") for _, _, m in _rows(result)
+                         if m.get("multi_truth_frames") is not None})
+        note += (f" Frames with several truths: {', '.join(map(str, counts)) or 0} "
+                 f"({multi['frames_with_matching_observation']} with a matching observation; "
+                 f"different truths: MSE above {_fmt(multi['distinct_truth_mse'])}, "
+                 f"{multi['distinct_truth_mse_source']}).")
+    return note
 
 
 def write_directory_atomically(out_dir: str | Path, fill: Callable[[Path], None]) -> Path:
@@ -307,6 +394,9 @@ def write_report(result: dict, out_dir: str | Path, *, title: str = "SnapFlow of
             ("error_by_chunk_position.png", "Error by chunk position",
              plot_error_by_chunk_position),
         ]
+        if has_distribution_metrics(result):
+            makers.insert(1, ("modes_vs_steps.png", "Best-of-K MSE and samples between modes",
+                              plot_modes_vs_steps))
         for file, caption, make in makers:
             make(result, tmp / file)
             plots.append((file, caption))

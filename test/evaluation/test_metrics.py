@@ -120,3 +120,86 @@ def test_shape_mismatch_is_refused():
         metrics.per_sample_mse(np.zeros((2, 3, 4)), np.zeros((2, 3, 5)))
     with pytest.raises(ValueError, match="action names"):
         metrics.summarize(np.zeros((1, 2, 2)), np.zeros((1, 2, 2)), action_names=["x"])
+
+
+# ------------------------------------------------------------- K samples per frame
+
+def _two_truths(h=4, a=2):
+    """Two recorded chunks for one observation: +1 everywhere and -1 everywhere."""
+    return np.stack([np.ones((h, a)), -np.ones((h, a))])
+
+
+def test_a_sampler_that_averages_the_truths_is_always_between_modes_and_covers_none():
+    truths = _two_truths()
+    samples = np.repeat(truths.mean(axis=0)[None], 8, axis=0)  # (K, H, A): the mean, K times
+    summary = metrics.mode_summary([samples] * 3, [truths] * 3, [None] * 3)
+    assert summary == {"between_modes_share": 1.0, "mode_coverage": 0.0,
+                       "multi_truth_frames": 3}
+
+
+def test_a_sampler_that_lands_on_each_truth_is_never_between_modes_and_covers_both():
+    truths = _two_truths()
+    rng = np.random.default_rng(0)
+    frames = [truths[np.arange(8) % 2] + rng.normal(0, 0.05, (8, 4, 2)) for _ in range(5)]
+    summary = metrics.mode_summary(frames, [truths] * 5, [None] * 5)
+    assert summary == {"between_modes_share": 0.0, "mode_coverage": 1.0,
+                       "multi_truth_frames": 5}
+    # All K samples on one truth: no sample between modes, but one mode only.
+    one_mode = metrics.mode_summary([np.repeat(truths[:1], 8, axis=0)], [truths], [None])
+    assert one_mode["between_modes_share"] == 0.0 and one_mode["mode_coverage"] == 0.0
+
+
+def test_between_modes_is_the_middle_half_of_the_segment_and_uses_the_two_nearest_truths():
+    truths = _two_truths(h=1, a=1)  # +1 and -1
+    samples = np.array([0.45, 0.55, -0.45, 0.0, 1.2, -0.9]).reshape(-1, 1, 1)
+    between, nearest = metrics.mode_assignment(samples, truths)
+    assert between.tolist() == [True, False, True, True, False, False]
+    assert nearest[[1, 4]].tolist() == [0, 0] and nearest[5] == 1
+    # A far third truth does not change which midpoint counts.
+    three = np.concatenate([truths, np.full((1, 1, 1), 10.0)])
+    assert metrics.mode_assignment(samples, three)[0].tolist() == between.tolist()
+    # Only the valid steps count: a wild value on an invalid step changes nothing.
+    wide = np.concatenate([samples, np.full_like(samples, 50.0)], axis=1)
+    wide_truths = np.concatenate([truths, truths], axis=1)
+    assert metrics.mode_assignment(wide, wide_truths, np.array([True, False]))[0].tolist() == \
+        between.tolist()
+
+
+def test_no_frame_with_several_truths_leaves_the_mode_metrics_empty():
+    assert metrics.mode_summary([], [], []) == {"between_modes_share": None,
+                                                "mode_coverage": None, "multi_truth_frames": 0}
+
+
+def test_truths_closer_than_the_threshold_are_one_truth():
+    base = np.zeros((4, 2))
+    truths = np.stack([base, base + 0.01, base + 1.0, base + 1.02, base - 1.0])
+    pads = np.zeros((5, 4), bool)
+    assert metrics.distinct_truths(truths, pads, threshold=0.01) == [0, 2, 4]
+    assert metrics.distinct_truths(truths, pads, threshold=10.0) == [0]
+    # Compared over the steps valid in both: a difference past one episode's end is ignored.
+    late = np.stack([base, np.concatenate([base[:2], base[2:] + 5.0])])
+    assert metrics.distinct_truths(late, np.array([[0, 0, 0, 0], [0, 0, 1, 1]], bool),
+                                   threshold=0.01) == [0]
+
+
+def test_best_of_k_is_never_above_any_single_draw_and_k1_disables_the_metrics():
+    recorded = _recording(n=6)
+    rng = np.random.default_rng(3)
+    samples = recorded[:, None] + rng.normal(0, 0.2, (6, 5, 4, 3))
+    is_pad = np.zeros((6, 4), bool)
+    is_pad[0, 2:] = True
+    best = metrics.best_of_k_mse(samples, recorded, is_pad)
+    for k in range(5):
+        assert np.all(best <= metrics.per_sample_mse(samples[:, k], recorded, is_pad) + 1e-15)
+    summary = metrics.summarize_samples(samples, recorded, is_pad)
+    assert set(summary) == set(metrics.DISTRIBUTION_KEYS)
+    assert summary["samples_per_frame"] == 5
+    assert summary["best_of_k_mse_mean"] == pytest.approx(best.mean())
+    assert summary["best_of_k_mse_mean"] <= metrics.per_sample_mse(samples[:, 0], recorded,
+                                                                   is_pad).mean()
+    assert summary["sample_spread"] == pytest.approx(
+        metrics.prediction_spread(samples.swapaxes(0, 1), is_pad).mean())
+    assert summary["between_modes_share"] is None  # filled only where truths are known
+    single = metrics.summarize_samples(samples[:, :1], recorded, is_pad)
+    assert single == {**dict.fromkeys(metrics.DISTRIBUTION_KEYS), "samples_per_frame": 1}
+    assert json.loads(json.dumps(summary)) == summary

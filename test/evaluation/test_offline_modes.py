@@ -1,0 +1,151 @@
+# Copyright 2026 The snapflow_ros Authors
+# SPDX-License-Identifier: Apache-2.0
+"""Distribution metrics of the offline evaluation on a bimodal data set with a known answer.
+
+Two held-out episodes start from the same observation and were recorded with opposite actions
+(+1 and -1): each of their frames has two valid truths. A third episode has another observation
+and one truth. The policy is the exact flow-matching velocity of the two-point action
+distribution: Euler in one step returns the conditional mean (0, between the modes), many steps
+land on a mode.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from snapflow_ros.data.episodes import Episode
+from snapflow_ros.evaluation.metrics import DISTRIBUTION_KEYS
+from snapflow_ros.evaluation.offline import evaluate_checkpoints, matching_episodes
+
+STEPS, CHUNK, ACTIONS = 12, 4, 2
+FAST = dict(all_episodes=True, samples=36, spread_seeds=0, latency_calls=0,
+            trajectory_episodes=0, samples_per_frame=8, distinct_truth_mse=0.5)
+
+
+class TwoModePolicy:
+    """The marginal velocity of flow matching onto chunks of all ``+1`` or all ``-1``."""
+
+    chunk_size, action_dim, device = CHUNK, ACTIONS, torch.device("cpu")
+
+    def __init__(self, modes=(1.0, -1.0)):
+        self.modes = torch.tensor(modes).view(-1, 1, 1, 1).expand(-1, 1, CHUNK, ACTIONS)
+
+    def encode(self, batch):
+        return {"state": batch["state"]}
+
+    def select_context(self, context, index):
+        return {"state": context["state"].index_select(0, index)}
+
+    def velocity(self, x, s, t, context):
+        t = t.view(-1, 1, 1)
+        # Posterior weight of each mode given x_t = (1 - t) x0 + t eps.
+        logits = -((x[None] - (1 - t[None]) * self.modes) ** 2).sum(dim=(2, 3)) / (
+            2 * t.view(1, -1) ** 2)
+        weights = torch.softmax(logits, dim=0)[..., None, None]
+        return (x - (weights * self.modes).sum(dim=0)) / t
+
+    def to_robot_actions(self, x):
+        return x
+
+
+def _episode(name, action, state_offset=0.0, environment=0.3):
+    state = np.stack([np.linspace(0, 1, STEPS), np.full(STEPS, 0.5)], axis=1) + state_offset
+    return Episode(images={"top": np.zeros((STEPS, 8, 8, 3), np.uint8)},
+                   state=state.astype(np.float32),
+                   action=np.full((STEPS, ACTIONS), action, np.float32),
+                   timestamps_ns=np.arange(STEPS, dtype=np.int64) * 20_000_000, task="",
+                   source=Path(name), state_names=("a", "b"), action_names=("a", "b"),
+                   rate_hz=50.0, environment_state=np.full((STEPS, 1), environment, np.float32),
+                   environment_state_names=("cube_x",))
+
+
+@pytest.fixture
+def episodes():
+    return [_episode("left", 1.0), _episode("right", -1.0), _episode("other", 1.0, 5.0)]
+
+
+@pytest.fixture
+def stub_checkpoints(monkeypatch):
+    """Checkpoint loading replaced by the analytic two-mode policy (a teacher)."""
+    import snapflow_ros.policies.checkpoint as checkpoint
+
+    monkeypatch.setattr(checkpoint, "read_checkpoint_info", lambda path: {
+        "checkpoint_dir": str(path), "config": {"policy_type": "stub"},
+        "info": {"stage": "teacher", "step": 0}})
+    monkeypatch.setattr(checkpoint, "load_policy", lambda path, **_: TwoModePolicy())
+    return {"teacher": "unused"}
+
+
+def test_one_step_returns_the_mean_between_the_modes_and_many_steps_cover_both(
+        stub_checkpoints, episodes):
+    out = evaluate_checkpoints(stub_checkpoints, episodes, progress=False,
+                               step_counts=(1, 20), **FAST)
+    results = out["checkpoints"]["teacher"]["results"]
+    one, many = results["1"], results["20"]
+    assert one["multi_truth_frames"] == many["multi_truth_frames"] == 2 * STEPS
+    assert one["between_modes_share"] == 1.0 and one["mode_coverage"] == 0.0
+    assert one["sample_spread"] == pytest.approx(0.0, abs=1e-6)
+    assert many["between_modes_share"] == 0.0 and many["mode_coverage"] >= 0.9
+    assert many["sample_spread"] > 0.5
+    # The mean of +1 and -1 is 1 away from every truth; the best of 8 draws almost always
+    # finds the recorded one, which the single-draw MSE does only half the time.
+    assert one["mse_mean"] == pytest.approx(1.0, abs=1e-5)
+    assert many["best_of_k_mse_mean"] < 0.1 < many["mse_mean"]
+    for metrics in results.values():
+        assert metrics["best_of_k_mse_mean"] <= metrics["mse_mean"]
+    assert out["multi_truth"]["frames_with_matching_observation"] == 2 * STEPS
+
+
+def test_the_distinct_truth_threshold_defaults_to_the_teachers_precision(stub_checkpoints,
+                                                                         episodes):
+    out = evaluate_checkpoints(stub_checkpoints, episodes, progress=False, step_counts=(1, 20),
+                               **{**FAST, "distinct_truth_mse": 0.0})
+    multi = out["multi_truth"]
+    assert multi["distinct_truth_mse_source"] == "10 x the lowest teacher median best-of-K MSE"
+    assert 0 <= multi["distinct_truth_mse"] < 1.0
+    assert out["checkpoints"]["teacher"]["results"]["1"]["multi_truth_frames"] == 2 * STEPS
+    # Above the truths' own difference (MSE 4) they count as one truth: nothing is multimodal.
+    wide = evaluate_checkpoints(stub_checkpoints, episodes, progress=False, step_counts=(1,),
+                                **{**FAST, "distinct_truth_mse": 5.0})
+    metrics = wide["checkpoints"]["teacher"]["results"]["1"]
+    assert metrics["multi_truth_frames"] == 0
+    assert metrics["between_modes_share"] is None and metrics["mode_coverage"] is None
+
+
+def test_only_same_observations_at_the_same_step_are_other_truths(episodes):
+    frames = [(0, 3), (1, 3), (2, 3)]
+    assert matching_episodes(episodes, [0, 1, 2], frames, 1e-6) == [[1], [0], []]
+    # The environment state (the scene) counts: a moved cube is another observation.
+    moved = [episodes[0], _episode("moved", -1.0, environment=0.31), episodes[2]]
+    assert matching_episodes(moved, [0, 1, 2], frames, 1e-6) == [[], [], []]
+    # Episodes outside the scored set are never truths; a shorter episode has no such step.
+    assert matching_episodes(episodes, [0, 2], [(0, 3)], 1e-6) == [[]]
+    short = [episodes[0], Episode(**{**episodes[1].__dict__, **_truncated(episodes[1], 3)})]
+    assert matching_episodes(short, [0, 1], [(0, 2), (0, 5)], 1e-6) == [[1], []]
+
+
+def _truncated(episode, steps):
+    return {"images": {k: v[:steps] for k, v in episode.images.items()},
+            "state": episode.state[:steps], "action": episode.action[:steps],
+            "timestamps_ns": episode.timestamps_ns[:steps],
+            "environment_state": episode.environment_state[:steps]}
+
+
+def test_same_seed_same_samples_and_one_sample_per_frame_disables_the_metrics(
+        stub_checkpoints, episodes):
+    first = evaluate_checkpoints(stub_checkpoints, episodes, progress=False,
+                                 step_counts=(4,), **FAST)
+    again = evaluate_checkpoints(stub_checkpoints, episodes, progress=False,
+                                 step_counts=(4,), **FAST)
+    assert first["checkpoints"] == again["checkpoints"]
+    off = evaluate_checkpoints(stub_checkpoints, episodes, progress=False, step_counts=(4,),
+                               **{**FAST, "samples_per_frame": 1})
+    metrics = off["checkpoints"]["teacher"]["results"]["4"]
+    assert metrics["samples_per_frame"] == 1
+    assert all(metrics[k] is None for k in DISTRIBUTION_KEYS if k != "samples_per_frame")
+    assert off["multi_truth"] is None
+    # The scored prediction is the first of the K draws: K changes no MSE.
+    assert metrics["per_sample_mse"] == first["checkpoints"]["teacher"]["results"]["4"][
+        "per_sample_mse"]
