@@ -86,8 +86,9 @@ class TrainJobConfig:
         "snapflow, or a pretrained model to fine-tune. Its joints and cameras must match the "
         "bags'.")
     policy_overrides: tuple[str, ...] = param(
-        (), "Policy config overrides as key=value (YAML values), e.g. chunk_size=16 or "
-        "cnn_channels=[16,32]; dotted keys set nested mappings (lerobot_overrides.x=1).")
+        (), "Policy config overrides as key=value (YAML values), e.g. chunk_size=16, "
+        "cnn_channels=[16,32] or color_jitter=0.2; dotted keys set nested mappings "
+        "(lerobot_overrides.x=1).")
     cache_dir: str = param(
         "", "Keep decoded episodes here so that a rerun on the same bags skips decoding "
         "(empty: no cache).")
