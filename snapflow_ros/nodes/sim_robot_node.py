@@ -7,9 +7,10 @@ Interface (topic names relative, so they can be namespaced and remapped):
 - publishes ``camera/image_raw`` (sensor_msgs/Image, rgb8, ``image_size`` square) and
   ``joint_states`` (sensor_msgs/JointState, the 14 ``ALOHA_JOINT_NAMES``: radians and
   normalised grippers, 0 closed .. 1 open) after every control step;
-- publishes ``object_poses`` (geometry_msgs/PoseArray, frame ``world``: transfer_cube [cube],
-  insertion [peg, socket], from the physics) with the same stamp, before the image and joint
-  states of that step, unless ``publish_object_poses`` is false;
+- publishes ``object_poses`` (geometry_msgs/PoseArray, frame ``world``: transfer_cube and
+  transfer_cube_obstacle [cube], insertion [peg, socket], from the physics) with the same
+  stamp, before the image and joint states of that step, unless ``publish_object_poses`` is
+  false;
 - subscribes ``joint_trajectory`` (trajectory_msgs/JointTrajectory): points are executed at
   ``header.stamp + time_from_start`` (a zero stamp means on receipt), a new message replaces
   the not-yet-executed points, a single point with ``time_from_start = 0`` is a streamed
@@ -17,8 +18,8 @@ Interface (topic names relative, so they can be namespaced and remapped):
   (see :mod:`snapflow_ros.sim.trajectory_follower`); a stamp more than 60 s away from the
   robot's clock (another clock) is treated as zero, with a warning;
 - publishes ``episode/status`` (std_msgs/String, JSON: task, seed, episode, step, reward,
-  max_reward, success, first_success_step, done, stamp_s) every ``status_every_steps`` steps,
-  at every reset and when an episode ends;
+  max_reward, success, first_success_step, done, stamp_s, obstacle_touched) every
+  ``status_every_steps`` steps, at every reset and when an episode ends;
 - service ``~/reset`` (std_srvs/Trigger): start the next episode now. To reset to a given seed,
   set the ``seed`` parameter, then call ``~/reset``. The reply's message is the new status JSON.
 

@@ -8,6 +8,10 @@ three 640x480 cameras with shadows every step, ~20x slower). Object poses come f
 exactly as ``gym_aloha.AlohaEnv.reset(seed)`` draws them, so seeds mean the same poses here and
 in LeRobot's gym evaluation.
 
+``transfer_cube_obstacle`` (ours, not in gym-aloha) is TransferCube with a fixed post where the
+arms meet: a multimodal task whose scripted expert passes the post in front or behind (see
+:mod:`~snapflow_ros.sim.scripted_expert`); touching the post fails the episode.
+
 Units: arm joints in radians, grippers normalised (0 closed, 1 open), 50 Hz control. The env's
 declared ``Box(-1, 1)`` action space is wrong and actions are never clipped to it.
 
@@ -21,13 +25,14 @@ import dataclasses
 import functools
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from snapflow_ros.config_fields import ConfigError, check_config, param
 
-TASKS = ("transfer_cube", "insertion")
+TASKS = ("transfer_cube", "insertion", "transfer_cube_obstacle")
 CONTROL_RATE_HZ = 50.0
 CONTROL_PERIOD_S = 1.0 / CONTROL_RATE_HZ
 CAMERAS = ("top", "angle", "left_pillar", "right_pillar", "front_close", "left_wrist",
@@ -47,13 +52,32 @@ GRIPPER_INDICES = (6, 13)
 TASK_DESCRIPTIONS = {
     "transfer_cube": "Pick up the cube with the right arm and transfer it to the left arm.",
     "insertion": "Insert the peg into the socket.",
+    "transfer_cube_obstacle": "Pick up the cube with the right arm and transfer it to the left "
+                              "arm without touching the post.",
 }
 
 # Objects of each task, in gym-aloha's env_state order (one free joint of 7 numbers each).
 OBJECT_NAMES = {
     "transfer_cube": ("cube",),
     "insertion": ("peg", "socket"),
+    "transfer_cube_obstacle": ("cube",),
 }
+
+# transfer_cube_obstacle: TransferCube with a fixed post (a static cylinder standing on the
+# table) where the arms of TransferCube meet, so the hand-over happens in front of it or behind
+# it; touching it with an arm or the cube fails the episode (reward 0 from then on). The cube
+# starts at x >= 0 (its near face at x >= -0.02), clear of the post's x <= -0.035.
+OBSTACLE_GEOM = "obstacle"
+OBSTACLE_XYZ = (-0.05, 0.5, 0.25)  # centre of the post (m)
+OBSTACLE_RADIUS = 0.015  # m
+OBSTACLE_HALF_HEIGHT = 0.25  # m: from the table top (z = 0) to 0.5 m, above the arms' path
+_OBSTACLE_XML = (
+    f'<geom name="{OBSTACLE_GEOM}" type="cylinder" '
+    f'size="{OBSTACLE_RADIUS} {OBSTACLE_HALF_HEIGHT}" '
+    f'pos="{" ".join(str(v) for v in OBSTACLE_XYZ)}" rgba="0.9 0.8 0.1 1"/>'
+)
+# Scene and scripted expert of each task variant (the obstacle adds no joint: same poses).
+_BASE_TASK = {"transfer_cube_obstacle": "transfer_cube"}
 
 # Scene files of gym-aloha: joint-position control, and the mocap (end-effector) variant.
 _SCENE_FILES = {
@@ -120,7 +144,7 @@ def object_poses_for_seed(task: str, seed: int) -> np.ndarray:
         raise ConfigError(f"seed={seed!r}: must be in [0, 2**32)")
     from gym_aloha.utils import sample_box_pose, sample_insertion_pose
 
-    if task == "transfer_cube":
+    if _BASE_TASK.get(task, task) == "transfer_cube":
         return np.asarray(sample_box_pose(int(seed)), dtype=np.float64)
     return np.concatenate(sample_insertion_pose(int(seed))).astype(np.float64)
 
@@ -197,12 +221,63 @@ def _task_classes() -> dict[tuple[str, bool], type]:
             "get_observation": observe_with_mocap,
         })
 
-    return {
+    def avoiding_obstacle(parent: type) -> type:
+        def initialize_episode(self, physics) -> None:
+            self.obstacle_touched = False
+            parent.initialize_episode(self, physics)
+
+        def get_reward(self, physics) -> float:
+            # Contacts are checked once per control step (after its 10 physics steps).
+            self.obstacle_touched = self.obstacle_touched or touches_obstacle(physics)
+            return 0 if self.obstacle_touched else parent.get_reward(self, physics)
+
+        return type(f"{parent.__name__}AvoidingObstacle", (parent,), {
+            "obstacle_touched": False,
+            "initialize_episode": initialize_episode,
+            "get_reward": get_reward,
+        })
+
+    classes = {
         ("transfer_cube", False): joint_space(sim.TransferCubeTask),
         ("insertion", False): joint_space(sim.InsertionTask),
         ("transfer_cube", True): end_effector(sim_end_effector.TransferCubeEndEffectorTask),
         ("insertion", True): end_effector(sim_end_effector.InsertionEndEffectorTask),
     }
+    for variant, base_task in _BASE_TASK.items():
+        for mocap in (False, True):
+            classes[variant, mocap] = avoiding_obstacle(classes[base_task, mocap])
+    return classes
+
+
+def touches_obstacle(physics) -> bool:
+    """True when a moving body (an arm link, the cube) touches the obstacle geom now."""
+    obstacle = physics.model.name2id(OBSTACLE_GEOM, "geom")
+    model, data = physics.model, physics.data
+    for contact in data.contact[:data.ncon]:
+        if obstacle in (contact.geom1, contact.geom2):
+            other = contact.geom2 if contact.geom1 == obstacle else contact.geom1
+            if model.body_weldid[model.geom_bodyid[other]] != 0:  # 0: fixed to the world
+                return True
+    return False
+
+
+@functools.cache
+def _scene_assets() -> dict[str, bytes]:
+    """gym-aloha's scene files and meshes by name, for a scene loaded from a string."""
+    from gym_aloha.constants import ASSETS_DIR
+
+    return {p.name: p.read_bytes() for p in Path(ASSETS_DIR).iterdir() if p.is_file()}
+
+
+def _load_physics(task: str, end_effector: bool) -> Any:
+    from dm_control import mujoco
+    from gym_aloha.constants import ASSETS_DIR
+
+    scene = Path(ASSETS_DIR) / _SCENE_FILES[_BASE_TASK.get(task, task), end_effector]
+    if task not in _BASE_TASK:
+        return mujoco.Physics.from_xml_path(str(scene))
+    xml = scene.read_text().replace("</worldbody>", f"{_OBSTACLE_XML}\n</worldbody>", 1)
+    return mujoco.Physics.from_xml_string(xml, assets=_scene_assets())
 
 
 def make_task_environment(task: str, *, end_effector: bool = False,
@@ -215,11 +290,9 @@ def make_task_environment(task: str, *, end_effector: bool = False,
     if task not in TASKS:
         raise ConfigError(f"task={task!r}: must be one of {', '.join(TASKS)}")
     select_render_backend(render_backend)
-    from dm_control import mujoco
     from dm_control.rl import control
-    from gym_aloha.constants import ASSETS_DIR
 
-    physics = mujoco.Physics.from_xml_path(str(ASSETS_DIR / _SCENE_FILES[task, end_effector]))
+    physics = _load_physics(task, end_effector)
     return control.Environment(
         physics, _task_classes()[task, end_effector](), time_limit=float("inf"),
         control_timestep=CONTROL_PERIOD_S, n_sub_steps=None, flat_observation=False,
@@ -252,6 +325,11 @@ class AlohaSim:
     def physics(self) -> Any:
         """The dm_control ``Physics`` (for inspection; do not step it directly)."""
         return self._env.physics
+
+    @property
+    def obstacle_touched(self) -> bool:
+        """transfer_cube_obstacle: the post was touched in this episode (always False elsewhere)."""
+        return bool(getattr(self._env.task, "obstacle_touched", False))
 
     @property
     def max_reward(self) -> float:

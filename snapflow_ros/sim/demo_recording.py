@@ -17,6 +17,9 @@ topic                        type                                content
 ``/episode/status``          std_msgs/msg/String                 JSON summary, once at the end
 ===========================  ==================================  ===============================
 
+The summary (``/episode/status``) also names the scripted expert's ``strategy`` in a task with
+several (``transfer_cube_obstacle``: ``front`` or ``back`` of the post, drawn from the seed).
+
 Image, joint state, object poses and command of step t share the stamp ``t * 20 ms``; the
 command's single point has ``time_from_start = 0`` (a streamed command, applied from its stamp
 on), as the sim robot node executes it. Messages are serialised with rosbags' own CDR
@@ -90,6 +93,8 @@ class RecordingSummary:
     bags: list[str]  # paths of the bags written
     seconds: float
     steps: int  # control steps simulated in the joint-space replays
+    # seed -> the expert's strategy, for multimodal tasks (scripted_expert.TASK_STRATEGIES)
+    strategies: dict[int, str] = dataclasses.field(default_factory=dict)
 
     @property
     def success_rate(self) -> float:
@@ -185,6 +190,8 @@ def write_demonstration_bag(demo: Demonstration, path: str | Path, *, storage: s
             "success": bool(demo.success), "first_success_step": demo.first_success_step,
             "done": True,
         }
+        if demo.strategy is not None:
+            status["strategy"] = demo.strategy
         write(STATUS_TOPIC, demo.num_steps * STEP_NS, String(data=json.dumps(status)))
     return path
 
@@ -226,6 +233,8 @@ def record_demonstrations(task: str, seeds: Iterable[int], out_dir: str | Path,
             summary.attempted += 1
             summary.steps += demo.num_steps
             (summary.succeeded_seeds if demo.success else summary.failed_seeds).append(seed)
+            if demo.strategy is not None:
+                summary.strategies[seed] = demo.strategy
             if demo.success or keep_failed:
                 path = out_dir / bag_name(task, seed)
                 if path.exists():

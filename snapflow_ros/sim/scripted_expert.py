@@ -16,6 +16,12 @@ Two passes per episode, both with the object poses of the same seed:
 3. Joint-space pass: the commands are replayed as actions in the joint-space task
    (:class:`~snapflow_ros.sim.aloha_env.AlohaSim`), which renders the observations. Only this
    pass counts for success: it is the environment a policy is evaluated in.
+
+``transfer_cube_obstacle`` is multimodal on purpose: TransferCube's meeting point is taken by a
+post, so the expert hands the cube over 10 cm in front of it or behind it, drawn per seed
+(:func:`strategy_for_seed`). Both ways succeed (40/40 seeds each, seeds 0-39); the step-wise
+mean of the two joint plans of a seed runs the left arm into the post (0/40), as a policy that
+averages the modes would.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from typing import NamedTuple
 import numpy as np
 
 from snapflow_ros.sim.aloha_env import (
+    OBSTACLE_XYZ,
     TASKS,
     AlohaSim,
     AlohaSimConfig,
@@ -58,6 +65,7 @@ class Demonstration:
     first_success_step: int | None  # 1-based step count at which it first succeeded
     # (T, 7 N) object poses before action t (AlohaObservation.object_poses); None: not recorded
     object_poses: np.ndarray | None = None
+    strategy: str | None = None  # the plan's strategy (multimodal tasks), else None
 
     @property
     def num_steps(self) -> int:
@@ -114,15 +122,37 @@ def interpolate_waypoints(waypoints: list[Waypoint], step: int) -> tuple[np.ndar
     return np.concatenate([w.xyz, w.quat]), w.gripper
 
 
+# Where TransferCube's arms meet: the cube is held here (m).
+TRANSFER_CUBE_MEETING_POINT = (0.0, 0.5, 0.25)
+# transfer_cube_obstacle: the two ways past the post, chosen per seed with probability 1/2:
+# hand over in front of it (y - offset, towards the front cameras; the right arm passes the post
+# on its left) or behind it (y + offset).
+OBSTACLE_STRATEGIES = ("front", "back")
+OBSTACLE_PASS_OFFSET = 0.1  # m, in y from the post's axis
+TASK_STRATEGIES = {"transfer_cube_obstacle": OBSTACLE_STRATEGIES}
+
+
+def strategy_for_seed(task: str, seed: int) -> str | None:
+    """The scripted expert's strategy of ``seed`` (each with equal probability); None: one only."""
+    strategies = TASK_STRATEGIES.get(task)
+    if strategies is None:
+        return None
+    # Its own stream: the seed's first draws are the object poses.
+    rng = np.random.default_rng([int(seed), 0x5EED])
+    return strategies[int(rng.integers(len(strategies)))]
+
+
 def transfer_cube_waypoints(init_left: np.ndarray, init_right: np.ndarray,
-                            box_xyz: np.ndarray) -> tuple[list[Waypoint], list[Waypoint]]:
+                            box_xyz: np.ndarray, meet: np.ndarray | None = None,
+                            ) -> tuple[list[Waypoint], list[Waypoint]]:
     """Left and right gripper schedules that hand the cube from the right arm to the left.
 
-    ``init_left``/``init_right``: initial mocap poses (7,) xyz + quat; ``box_xyz`` (3,) in m.
+    ``init_left``/``init_right``: initial mocap poses (7,) xyz + quat; ``box_xyz`` (3,) in m;
+    ``meet``: where the cube is handed over (default :data:`TRANSFER_CUBE_MEETING_POINT`).
     """
     pick = quat_multiply(init_right[3:], quat_from_axis_angle((0, 1, 0), -60))
     meet_left = quat_from_axis_angle((1, 0, 0), 90)
-    meet = np.array([0.0, 0.5, 0.25])
+    meet = np.array(TRANSFER_CUBE_MEETING_POINT if meet is None else meet, dtype=np.float64)
     rest = np.array([1.0, 0.0, 0.0, 0.0])
     left_wait = meet + [-0.1, 0, -0.02]
     left_grasp = meet + [0.02, 0, -0.02]
@@ -194,6 +224,7 @@ class JointPlan:
     reference: np.ndarray  # (T, 14) arm joints the end-effector pass reached after each step
     end_effector_max_reward: float  # highest reward of the end-effector pass itself
     tracking_error: float  # mean |arm joint - reference| (rad) of the last headless replay
+    strategy: str | None = None  # the way a multimodal task was solved (TASK_STRATEGIES)
 
 
 class ScriptedExpert:
@@ -212,23 +243,38 @@ class ScriptedExpert:
         self._ee_env = None
         self._joint_env = None
 
-    def waypoints(self, observation: dict) -> tuple[list[Waypoint], list[Waypoint]]:
+    def waypoints(self, observation: dict, strategy: str | None = None,
+                  ) -> tuple[list[Waypoint], list[Waypoint]]:
         """Left and right schedules for the first observation of an end-effector episode."""
         left, right = observation["mocap_pose_left"], observation["mocap_pose_right"]
         objects = np.asarray(observation["env_state"])
         if self.task == "transfer_cube":
             return transfer_cube_waypoints(left, right, objects[:3])
+        if self.task == "transfer_cube_obstacle":
+            side = -1.0 if strategy == "front" else 1.0
+            meet = np.array([TRANSFER_CUBE_MEETING_POINT[0], OBSTACLE_XYZ[1]
+                             + side * OBSTACLE_PASS_OFFSET, TRANSFER_CUBE_MEETING_POINT[2]])
+            return transfer_cube_waypoints(left, right, objects[:3], meet)
         return insertion_waypoints(left, right, objects[:3], objects[7:10])
 
-    def plan(self, seed: int) -> JointPlan:
-        """End-effector pass for ``seed``, then the tracking corrections (no rendering)."""
+    def plan(self, seed: int, strategy: str | None = None) -> JointPlan:
+        """End-effector pass for ``seed``, then the tracking corrections (no rendering).
+
+        ``strategy``: one of ``TASK_STRATEGIES[task]`` (default: :func:`strategy_for_seed`).
+        """
+        strategies = TASK_STRATEGIES.get(self.task, ())
+        if strategy is None:
+            strategy = strategy_for_seed(self.task, seed)
+        elif strategy not in strategies:
+            raise ValueError(f"strategy={strategy!r}: {self.task} has "
+                             f"{', '.join(strategies) or 'no strategies'}")
         if self._ee_env is None:
             self._ee_env = make_task_environment(self.task, end_effector=True,
                                                  render_backend=self._render_backend)
         env = self._ee_env
         env.task.object_poses = object_poses_for_seed(self.task, seed)
         first = env.reset()
-        left, right = self.waypoints(first.observation)
+        left, right = self.waypoints(first.observation, strategy)
         reference = np.zeros((self.episode_steps, 14))
         max_reward = 0.0
         for step in range(self.episode_steps):
@@ -248,7 +294,7 @@ class ScriptedExpert:
             reached = self._replay_headless(seed, actions)
             actions[:, ARM_JOINTS] += reference[:, ARM_JOINTS] - reached[:, ARM_JOINTS]
             error = float(np.abs(reference[:, ARM_JOINTS] - reached[:, ARM_JOINTS]).mean())
-        return JointPlan(self.task, int(seed), actions, reference, max_reward, error)
+        return JointPlan(self.task, int(seed), actions, reference, max_reward, error, strategy)
 
     def _replay_headless(self, seed: int, actions: np.ndarray) -> np.ndarray:
         """Joint positions (T, 14) after each step of ``actions`` in the joint-space task."""
@@ -287,7 +333,7 @@ class ScriptedExpert:
         return Demonstration(
             task=plan.task, seed=seed, images=images, qpos=qpos, qvel=qvel,
             actions=plan.actions.copy(), rewards=rewards, success=first_success is not None,
-            first_success_step=first_success, object_poses=object_poses,
+            first_success_step=first_success, object_poses=object_poses, strategy=plan.strategy,
         )
 
 

@@ -47,6 +47,7 @@ class EpisodeStatus:
     # equal commands, so reruns of an episode can be compared bit for bit.
     command_digest: str = ""
     lockstep_timeouts: int = 0  # lockstep steps run on a held target: no command came in time
+    obstacle_touched: bool = False  # transfer_cube_obstacle: the post was touched (a failure)
 
     def to_json(self) -> str:
         """One-line JSON object with every field."""
@@ -109,6 +110,7 @@ class SimRobot:
         status.step = self.observation.step
         status.reward = reward
         status.max_reward = info["max_reward"]
+        status.obstacle_touched = self.sim.obstacle_touched
         status.stamp_s = (time_ns + TICK_NS if stamp_ns is None else stamp_ns) * 1e-9
         if success and status.first_success_step is None:
             status.first_success_step = status.step

@@ -46,3 +46,13 @@ def insertion_sim():
     sim = AlohaSim(AlohaSimConfig(task="insertion", image_size=128))
     yield sim
     sim.close()
+
+
+@pytest.fixture(scope="session")
+def obstacle_sim():
+    """One 128 px TransferCube-with-a-post simulator shared by the tests of a run."""
+    from snapflow_ros.sim.aloha_env import AlohaSim, AlohaSimConfig
+
+    sim = AlohaSim(AlohaSimConfig(task="transfer_cube_obstacle", image_size=128))
+    yield sim
+    sim.close()

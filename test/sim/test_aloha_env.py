@@ -8,10 +8,14 @@ import pytest
 from snapflow_ros.config_fields import ConfigError
 from snapflow_ros.sim.aloha_env import (
     ALOHA_JOINT_NAMES,
+    OBSTACLE_GEOM,
+    OBSTACLE_XYZ,
+    TASKS,
     AlohaSimConfig,
     object_poses_for_seed,
     select_render_backend,
 )
+from snapflow_ros.sim.scripted_expert import ScriptedExpert
 
 
 def test_joint_names_are_fourteen_per_arm_joints_then_gripper():
@@ -92,3 +96,38 @@ def test_render_backend_cannot_change_once_mujoco_rendering_is_loaded(transfer_c
     other = "osmesa" if _render.BACKEND != "osmesa" else "egl"
     with pytest.raises(ConfigError, match="already loaded"):
         select_render_backend(other)
+
+
+def test_obstacle_task_is_transfer_cube_with_a_fixed_post(obstacle_sim):
+    assert "transfer_cube_obstacle" in TASKS
+    np.testing.assert_array_equal(object_poses_for_seed("transfer_cube_obstacle", 9),
+                                  object_poses_for_seed("transfer_cube", 9))
+    obstacle_sim.reset(seed=9)
+    assert obstacle_sim.object_poses().shape == (7,)  # the post is static: only the cube moves
+    physics = obstacle_sim.physics
+    np.testing.assert_allclose(physics.named.data.geom_xpos[OBSTACLE_GEOM], OBSTACLE_XYZ)
+    assert not obstacle_sim.obstacle_touched
+
+
+@pytest.mark.slow
+def test_touching_the_post_fails_the_episode_from_then_on(obstacle_sim, transfer_cube_sim):
+    # The expert passes in front of the post; from step 200, while the right arm holds the
+    # lifted cube, the left arm follows transfer_cube's plan, which meets where the post stands.
+    front = ScriptedExpert("transfer_cube_obstacle").plan(seed=2, strategy="front").actions
+    straight = ScriptedExpert("transfer_cube").plan(seed=2).actions
+    actions = front.copy()
+    actions[200:, :6] = straight[200:, :6]
+    transfer_cube_sim.reset(seed=2)
+    plain = np.array([transfer_cube_sim.step(a)[1] for a in actions[:300]])
+    obstacle_sim.reset(seed=2)
+    blocked, touched = [], []
+    for action in actions[:300]:
+        blocked.append(obstacle_sim.step(action)[1])
+        touched.append(obstacle_sim.obstacle_touched)
+    first_touch = touched.index(True)
+    assert not transfer_cube_sim.obstacle_touched and all(touched[first_touch:])
+    assert 200 <= first_touch < 230, first_touch
+    np.testing.assert_array_equal(blocked[:first_touch], plain[:first_touch])
+    assert blocked[first_touch - 1] >= 2  # the right arm lifted the cube
+    assert plain[first_touch:250].min() >= 2, "without the post the cube stays lifted"
+    assert max(blocked[first_touch:]) == 0

@@ -21,6 +21,7 @@ from snapflow_ros.sim.demo_recording import (
     main,
     record_demonstrations,
 )
+from snapflow_ros.sim.scripted_expert import strategy_for_seed
 
 STORE = get_typestore(Stores.ROS2_KILTED)
 
@@ -141,3 +142,19 @@ def test_existing_bags_are_not_overwritten_silently(tmp_path):
                                   episode_steps=5, keep_failed=True, overwrite=True)
     assert len(again.bags) == 1
 
+
+
+def test_obstacle_demonstrations_name_their_strategy(tmp_path):
+    # Seeds 0 and 4 draw different strategies; 60 steps suffice to record what was drawn.
+    summary = record_demonstrations("transfer_cube_obstacle", [0, 4], tmp_path, progress=False,
+                                    episode_steps=60, keep_failed=True)
+    drawn = {seed: strategy_for_seed("transfer_cube_obstacle", seed) for seed in (0, 4)}
+    assert set(drawn.values()) == {"front", "back"}
+    assert summary.strategies == drawn
+    assert json.loads(json.dumps(summary.to_dict()))["strategies"] == {"0": drawn[0],
+                                                                       "4": drawn[4]}
+    for seed in (0, 4):
+        messages, _ = read_bag(tmp_path / bag_name("transfer_cube_obstacle", seed))
+        assert json.loads(messages["/episode/status"][0][1].data)["strategy"] == drawn[seed]
+        assert messages["/task"][0][1].data == TASK_DESCRIPTIONS["transfer_cube_obstacle"]
+        assert {len(m.poses) for _, m, _ in messages["/object_poses"]} == {1}

@@ -2,18 +2,22 @@
 # SPDX-License-Identifier: Apache-2.0
 """The scripted expert: waypoint interpolation, both passes on one seed, success per task."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
-from snapflow_ros.sim.aloha_env import make_task_environment, object_poses_for_seed
+from snapflow_ros.sim.aloha_env import OBSTACLE_XYZ, make_task_environment, object_poses_for_seed
 from snapflow_ros.sim.scripted_expert import (
     ARM_JOINTS,
+    OBSTACLE_STRATEGIES,
     ScriptedExpert,
     Waypoint,
     interpolate_waypoints,
     quat_from_axis_angle,
     quat_multiply,
     quat_slerp,
+    strategy_for_seed,
 )
 
 IDENTITY = np.array([1.0, 0.0, 0.0, 0.0])
@@ -80,3 +84,35 @@ def test_tracking_correction_brings_the_replay_onto_the_end_effector_path():
     np.testing.assert_array_equal(once.reference, twice.reference)
     # Error of the uncorrected replay vs. the error left after one correction.
     assert twice.tracking_error < once.tracking_error / 3
+
+
+def test_obstacle_strategy_is_drawn_from_the_seed_with_equal_odds():
+    drawn = [strategy_for_seed("transfer_cube_obstacle", seed) for seed in range(400)]
+    assert drawn == [strategy_for_seed("transfer_cube_obstacle", seed) for seed in range(400)]
+    assert set(drawn) == set(OBSTACLE_STRATEGIES) == {"front", "back"}
+    assert 160 <= drawn.count("front") <= 240
+    assert strategy_for_seed("transfer_cube", 0) is None
+    with pytest.raises(ValueError, match="strategy"):
+        ScriptedExpert("transfer_cube").plan(0, strategy="front")
+
+
+@pytest.mark.slow
+def test_obstacle_expert_succeeds_both_ways_and_the_average_of_its_plans_hits_the_post(
+        obstacle_sim):
+    expert = ScriptedExpert("transfer_cube_obstacle")
+    seed = 1
+    plans = {side: expert.plan(seed, side) for side in OBSTACLE_STRATEGIES}
+    assert expert.plan(seed).strategy == strategy_for_seed("transfer_cube_obstacle", seed)
+    for side, plan in plans.items():
+        demo = expert.replay(plan, obstacle_sim)
+        assert demo.success and not obstacle_sim.obstacle_touched, side
+        assert demo.strategy == side
+        # The cube is handed over in front of the post (smaller y) or behind it.
+        cube_y = demo.object_poses[300, 1]
+        assert (cube_y < OBSTACLE_XYZ[1] - 0.05) if side == "front" else \
+            (cube_y > OBSTACLE_XYZ[1] + 0.05), (side, cube_y)
+    # What a policy regressing to the mean of the two ways would do.
+    mean = dataclasses.replace(plans["front"], strategy=None,
+                               actions=(plans["front"].actions + plans["back"].actions) / 2)
+    demo = expert.replay(mean, obstacle_sim)
+    assert obstacle_sim.obstacle_touched and not demo.success and demo.rewards.max() == 0

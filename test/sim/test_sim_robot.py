@@ -57,3 +57,16 @@ def test_streamed_expert_commands_succeed_and_end_the_episode_after_extra_steps(
     status = robot.status
     assert status.success and status.first_success_step is not None
     assert status.step == status.first_success_step + 4 < 400
+
+
+@pytest.mark.slow
+def test_status_reports_touching_the_obstacle(obstacle_sim):
+    # transfer_cube's plan hands over where transfer_cube_obstacle's post stands.
+    plan = ScriptedExpert("transfer_cube").plan(seed=3)
+    robot = make_robot(obstacle_sim, seed=3, steps=150)
+    robot.reset(0)
+    assert json.loads(robot.status.to_json())["obstacle_touched"] is False
+    for step in range(150):
+        robot.tick(step * TICK_NS, target=plan.actions[step])
+    status = json.loads(robot.status.to_json())
+    assert status["obstacle_touched"] is True and status["max_reward"] == 0

@@ -42,14 +42,15 @@ class RobotClient:
     def wait(self, predicate, timeout=20.0):
         return self.graph.spin_until(predicate, timeout)
 
-    def send(self, positions_per_point, stamp=None, names=ALOHA_JOINT_NAMES):
+    def send(self, positions_per_point, stamp=None, names=ALOHA_JOINT_NAMES, first_tick=0):
+        """Point i is to be reached ``first_tick + i`` ticks after ``stamp``."""
         msg = JointTrajectory(joint_names=list(names))
         if stamp is not None:
             msg.header.stamp = stamp
         for i, positions in enumerate(positions_per_point):
             msg.points.append(JointTrajectoryPoint(
                 positions=[float(p) for p in positions],
-                time_from_start=Duration(sec=0, nanosec=i * TICK_NS)))
+                time_from_start=Duration(sec=0, nanosec=(first_tick + i) * TICK_NS)))
         self.commands.publish(msg)
 
     def reset(self):
@@ -126,9 +127,10 @@ def test_lockstep_steps_only_for_commanded_ticks(start_node, graph_client):
     graph_client.spin_for(1.0)
     assert client.joints[-1] is first, "lockstep advanced without a command"
 
-    # A 10-point chunk stamped with the observation it answers: exactly 10 steps, then waits.
+    # A 10-point chunk answering an observation (point i: the position one tick after step i
+    # starts): exactly 10 steps, then waits.
     hold = np.array(first.position)
-    client.send([hold] * 10, stamp=first.header.stamp)
+    client.send([hold] * 10, stamp=first.header.stamp, first_tick=1)
     t0 = stamp_ns(first)
     assert client.wait(lambda: stamp_ns(client.joints[-1]) >= t0 + 10 * TICK_NS), proc.log_text()
     graph_client.spin_for(1.0)
@@ -164,7 +166,7 @@ def test_object_poses_carry_the_joint_states_stamp_and_the_physics_poses(
     assert client.wait(lambda: client.joints and stamp_ns(client.joints[-1]) >= reset_ns)
     first = client.joints[-1]
     hold = np.array(first.position)
-    client.send([hold] * 10, stamp=first.header.stamp)
+    client.send([hold] * 10, stamp=first.header.stamp, first_tick=1)
     t0 = stamp_ns(first)
     assert client.wait(lambda: client.poses and stamp_ns(client.poses[-1]) >= t0 + 10 * TICK_NS
                        and stamp_ns(client.joints[-1]) >= t0 + 10 * TICK_NS), proc.log_text()
