@@ -15,6 +15,7 @@ Wilson score interval of its success rate, the markdown table and the plots.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -150,6 +151,10 @@ class EpisodeResult:
     timed_out: bool = False
     inference_ms: list[float] = dataclasses.field(default_factory=list)
     chunks: int = 0  # trajectories the policy published during the episode
+    # The robot's digest of every commanded target (episode/status): reruns of the same case,
+    # seed and noise seed give the same digest in lockstep, so a difference is not noise.
+    command_digest: str = ""
+    lockstep_timeouts: int = 0  # steps the robot ran on a held target, waiting in vain
 
     def to_dict(self) -> dict:
         """JSON form, with the per-inference latencies reduced to percentiles."""
@@ -185,7 +190,15 @@ def summarize_episodes(episodes: Sequence[EpisodeResult]) -> dict:
         "latency_ms_p95": p95,
         "inferences": len(latencies),
         "timeouts": sum(1 for e in episodes if e.timed_out),
+        "lockstep_timeouts": sum(e.lockstep_timeouts for e in episodes),
+        "digest": episodes_digest(episodes),
     }
+
+
+def episodes_digest(episodes: Sequence[EpisodeResult]) -> str:
+    """One digest (hex, 16) over the episodes' seeds and command digests: equal for a rerun."""
+    joined = ";".join(f"{e.seed}:{e.command_digest}" for e in episodes)
+    return hashlib.sha256(joined.encode()).hexdigest()[:16]
 
 
 # ----------------------------------------------------------------------- table and plots

@@ -89,6 +89,30 @@ def blend_weights(blending: str, steps: int, decay: float) -> np.ndarray:
     raise ValueError(f"unknown blending '{blending}'")
 
 
+class EpisodeTime:
+    """Clock seconds as seconds since an episode's first observation, exact from nanoseconds.
+
+    Under a simulated clock each step's time is a whole number of nanoseconds, but as float
+    seconds since the clock's zero the same step of two episodes rounds differently, and the
+    schedule's and the guard's arithmetic differ in the last bits (which the physics amplifies).
+    Counted from the episode's start, step k has the same float time in every episode. Before
+    :meth:`start_once` times pass unchanged (real time never starts one).
+    """
+
+    def __init__(self) -> None:
+        self.epoch_ns: int | None = None
+
+    def start_once(self, time_s: float) -> float:
+        """Count from ``time_s`` (clock seconds) on, unless started; ``time_s`` since the start."""
+        if self.epoch_ns is None:
+            self.epoch_ns = round(time_s * 1e9)
+        return self(time_s)
+
+    def __call__(self, time_s: float) -> float:
+        """``time_s`` (clock seconds) in seconds since the start."""
+        return time_s if self.epoch_ns is None else (round(time_s * 1e9) - self.epoch_ns) * 1e-9
+
+
 class ActionChunkScheduler:
     """Schedule the actions of successive chunks on the control clock (see the module doc)."""
 

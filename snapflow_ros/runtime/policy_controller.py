@@ -15,10 +15,10 @@ Clocks are injected: ``clock`` is the schedule's (monotonic, or the simulated cl
 deadline), ``stamp_clock`` stamps commands (ns, the ROS clock), and ``wait(timeout, event)``
 sleeps. With fakes of all four the controller runs step by step in a test.
 
-Under simulated time a lockstep simulator advances only on commands, so a trajectory it missed
-(published before its subscription matched) would stall both sides: after
-``LOCKSTEP_RESEND_S`` of wall time on a still clock the last trajectory is emitted again, with
-the same stamp and points.
+Under simulated time a lockstep simulator advances only on commands: a chunk due at step k uses
+every input of step k (by stamp, whatever their order) and is for that stamp; a trajectory it
+missed (sent before its subscription matched) would stall both sides, so after
+``LOCKSTEP_RESEND_S`` of wall time on a clock still at its start it is emitted again.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from snapflow_ros.config_fields import ConfigError, check_config, component, param
-from snapflow_ros.runtime.chunk_scheduler import ActionChunkScheduler, SchedulerConfig
+from snapflow_ros.runtime.chunk_scheduler import ActionChunkScheduler, EpisodeTime, SchedulerConfig
 from snapflow_ros.runtime.image_decoding import InputRejected
 from snapflow_ros.runtime.latency_tracker import LatencyTracker
 from snapflow_ros.runtime.observation_buffer import (
@@ -48,6 +48,7 @@ from snapflow_ros.runtime.safety_guard import SafetyGuard, SafetyGuardConfig
 LATENCY_LABELS = ("preprocess", "model", "postprocess", "guard", "input_to_publish")
 # Under simulated time, wall seconds of a still clock before the last trajectory is sent again.
 LOCKSTEP_RESEND_S = 1.0
+LOCKSTEP_INPUT_WAIT_S = 10.0  # simulated time: wall s to wait for the inputs of a due step
 # Under simulated time the clock may run faster or slower than the wall: poll it this often (s).
 SIMULATED_POLL_S = 0.002
 # Wall seconds between two log messages of one kind.
@@ -277,8 +278,8 @@ class PolicyController:
     def _reset(self) -> None:
         self._last_image_time: float | None = None
         self._last_trajectory: TrajectoryCommand | None = None
-        self._clock_seen = (math.nan, 0.0)  # (schedule clock, wall time it was first seen)
-        self._was_stale = False
+        self._last_trajectory_time, self._last_sent_wall = math.nan, 0.0  # its start, wall sent
+        self._was_stale, self._episode_time = False, EpisodeTime()
 
     def activate(self) -> None:
         """Begin acting from empty inputs and plan (no thread: call :meth:`step` yourself)."""
@@ -375,15 +376,14 @@ class PolicyController:
         """One pass of the inference loop; ``emit`` receives each output as it is made.
 
         Sleeps (through ``wait``) until a chunk is due, or a tick after a stale check, missing
-        inputs or a failure; otherwise infers once and emits the trajectory (trajectory mode)
-        and the latency record.
+        inputs or a failure; otherwise infers once and emits the trajectory and latency record.
         """
         period = self._config.scheduler.control_period_s
         now = self._clock()
-        due_in = self._scheduler.time_until_inference(now)
+        due_in = self._scheduler.time_until_inference(self._episode_time(now))
         if due_in > 0:
             if self.simulated_time:
-                self._resend_if_clock_stalled(now, emit)
+                self._resend_if_clock_stalled(self._episode_time(now), emit)
             self._wait(min(due_in, SIMULATED_POLL_S if self.simulated_time else period),
                        self._stop)
             return
@@ -391,7 +391,7 @@ class PolicyController:
             self._wait(period, self._stop)
             return
         if self._config.wait_for_fresh_image:
-            self._wait_for_fresh_image(due=now)
+            self._wait_for_fresh_inputs(due=now)
             now = self._clock()
         observation, reason = self._buffer.snapshot_with_reason(now)
         if observation is None:
@@ -403,13 +403,11 @@ class PolicyController:
         self._infer(observation, now, emit)
 
     def _resend_if_clock_stalled(self, now: float, emit: Callable[[Output], None]) -> None:
-        last_now, since = self._clock_seen
-        wall = self._wall()
-        if now != last_now:
-            self._clock_seen = (now, wall)
-        elif wall - since > LOCKSTEP_RESEND_S and self._last_trajectory is not None:
+        # Only while the clock is still at its start: a robot that stepped since received it.
+        if (now < self._last_trajectory_time + self._scheduler.period / 2
+                and self._wall() - self._last_sent_wall > LOCKSTEP_RESEND_S):
             emit(dataclasses.replace(self._last_trajectory, resent=True))
-            self._clock_seen = (now, wall)
+            self._last_sent_wall = self._wall()
             self._count("trajectories_resent")
 
     def _newest_image_time(self, now: float) -> float | None:
@@ -418,22 +416,25 @@ class PolicyController:
                 if name != JOINT_STATE and age is not None]
         return now - min(ages) if ages else None
 
-    def _wait_for_fresh_image(self, due: float) -> None:
-        """Wait (at most ``max_input_age_s`` of wall time) for a frame newer than ``due``.
-
-        The chunk then starts from a fresh frame, not one up to a camera period old; the
-        prefetch threshold absorbs the wait. The first chunk after start takes the newest frame
-        at once. A lockstep simulator publishes a new frame only after it executed a command:
-        under simulated time the frame must be newer than the last one used instead.
-        """
-        threshold = self._last_image_time if self.simulated_time else due
-        deadline = self._wall() + self._config.guard.max_input_age_s
+    def _wait_for_fresh_inputs(self, due: float) -> None:
+        """Wait for a frame received after ``due`` (simulated time: every input of that step)."""
+        simulated, half = self.simulated_time, 0.5 * self._config.scheduler.control_period_s
+        deadline = self._wall() + (LOCKSTEP_INPUT_WAIT_S if simulated
+                                   else self._config.guard.max_input_age_s)
         while not self._stop.is_set() and self._wall() < deadline:
-            newest = self._newest_image_time(self._clock())
-            if newest is not None and (self._last_image_time is None or newest > threshold):
-                return
+            if simulated:
+                observation, _ = self._buffer.snapshot_with_reason(now := self._clock())
+                stamps = [s for s in (observation.stamps.values() if observation else ()) if s]
+                if observation and all(due - half <= stamp < now + half for stamp in stamps):
+                    return
+            else:
+                newest = self._newest_image_time(self._clock())
+                if newest is not None and (self._last_image_time is None or newest > due):
+                    return
             self._wait(min(0.005, max(0.0, deadline - self._wall())), self._image_arrived)
             self._image_arrived.clear()
+        if simulated and not self._stop.is_set():
+            self._problem("warning", "step_inputs", f"inputs of step {due:.3f} s late: using older")
 
     def _check_stale(self, now: float, emit: Callable[[Output], None]) -> bool:
         """Update the watchdog; on going stale, drop the plan and hold once."""
@@ -472,8 +473,11 @@ class PolicyController:
                 emit(hold)
             self._wait(period, self._stop)
             return
-        t_ready = self._clock()
-        self._scheduler.add_chunk(checked.actions, t_obs=observation.time, t_ready=t_ready)
+        # Simulated time: the step's stamp (not its receive time), as EpisodeTime counts it.
+        t_obs = (self._episode_time.start_once(observation.stamps.get(JOINT_STATE) or
+                 observation.time) if self.simulated_time else observation.time)
+        t_ready = self._episode_time(self._clock())
+        self._scheduler.add_chunk(checked.actions, t_obs=t_obs, t_ready=t_ready)
         self._count("chunks_produced")
         if config.scheduler.output_mode == "trajectory":
             self._emit_trajectory(t_ready, observation, emit)
@@ -500,7 +504,8 @@ class PolicyController:
             return  # dry run: computed and reported only
         command = TrajectoryCommand(
             tuple((t, a) for (t, _), a in zip(points, filtered.actions)), self._stamp_clock())
-        self._last_trajectory = command
+        self._last_trajectory, self._last_trajectory_time = command, now
+        self._last_sent_wall = self._wall()
         emit(command)
         self._count("trajectories_published")
         self._count("commands_published", len(command.points))
@@ -509,9 +514,9 @@ class PolicyController:
 
     def control_tick(self) -> TrajectoryCommand | None:
         """Stream mode, once per control tick: the guarded point to publish now, or None."""
-        if not self.active:
+        if not self.active or (self.simulated_time and self._episode_time.epoch_ns is None):
             return None
-        command = self._scheduler.next_command(self._clock())
+        command = self._scheduler.next_command(self._episode_time(self._clock()))
         if command is None:
             return None
         filtered = self._guard.filter_command(command[1],
@@ -530,7 +535,7 @@ class PolicyController:
         """
         if self._config.guard.dry_run:
             return None
-        position = self._guard.hold_position(None, now=self._clock())
+        position = self._guard.hold_position(None, now=self._episode_time(self._clock()))
         if position is None or not np.all(np.isfinite(position)):
             return None
         self._log("info", "hold", f"holding position ({reason})")

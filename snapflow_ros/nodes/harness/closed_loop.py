@@ -15,9 +15,12 @@ For each case (checkpoint, step count, sampler, ``n_act``) and each held-out see
 2. the robot is reset to the seed (parameter ``seed``, then service ``~/reset``); its first
    observation starts the policy;
 3. the episode runs until the robot reports it done (success, or ``episode_steps`` steps);
-   success, the highest reward stage, the simulated and wall time, and the policy's inference
-   latency (its ``~/latency_ms`` topic: preprocess + model + postprocess, wall clock) are
-   recorded.
+   success, the highest reward stage, the simulated and wall time, the policy's inference
+   latency (its ``~/latency_ms`` topic: preprocess + model + postprocess, wall clock) and the
+   robot's digest of every commanded target are recorded. In lockstep an episode repeats bit
+   for bit (same checkpoint, seed, noise seed and settings: same digest), so differences
+   between cases are not message-timing noise; ``lockstep_timeouts`` counts the steps the
+   robot ran on a held target because no command came within ``lockstep_timeout_s``.
 
 The cases, settings, summaries, table and plots are ROS-free and live in
 :mod:`snapflow_ros.evaluation.closed_loop`.
@@ -320,7 +323,9 @@ class ClosedLoopRunner:
             max_reward=float(final.get("max_reward", 0.0)), steps=steps,
             first_success_step=final.get("first_success_step"),
             sim_time_s=steps * CONTROL_PERIOD_S, wall_time_s=wall, timed_out=timed_out,
-            inference_ms=list(self.monitor.inference_ms), chunks=self.monitor.chunks)
+            inference_ms=list(self.monitor.inference_ms), chunks=self.monitor.chunks,
+            command_digest=str(final.get("command_digest", "")),
+            lockstep_timeouts=int(final.get("lockstep_timeouts", 0)))
 
     def run_case(self, case: ClosedLoopCase) -> dict:
         """Every held-out episode of ``case``: ``{"case", "summary", "episodes"}``."""
@@ -333,7 +338,7 @@ class ClosedLoopRunner:
             episodes.append(result)
             self.log(f"  {case.name} seed {seed}: {'success' if result.success else 'failure'}"
                      f" (max reward {result.max_reward:.0f}, {result.steps} steps, "
-                     f"{result.wall_time_s:.1f} s wall)")
+                     f"{result.wall_time_s:.1f} s wall, commands {result.command_digest})")
         return {"case": config_to_dict(case), "summary": summarize_episodes(episodes),
                 "episodes": [e.to_dict() for e in episodes]}
 
