@@ -15,6 +15,10 @@ else ``--val-fraction`` / ``--split-seed``; the bags must be the ones trained on
 order), or with ``--all-episodes`` every episode of recordings that were never trained on.
 Topics come from ``--config`` or the run's ``train_job.yaml``, overridden by the same topic
 flags as ``snapflow train``; images are read at the checkpoint's size unless set explicitly.
+``--samples-per-frame K`` (default 8; 1 disables) samples every frame K times for the
+distribution metrics beside MSE (best-of-K MSE, sample spread, share of samples between modes
+and mode coverage where a frame has several recorded truths; see
+:mod:`snapflow_ros.evaluation.offline`).
 
 Exit codes: 0 done, 2 bad input (one message naming the file, topic or mismatch; no JSON or
 report written), 130 interrupted (Ctrl-C, SIGTERM or SIGHUP; a node ``--live`` started is

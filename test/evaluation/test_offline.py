@@ -9,7 +9,7 @@ from evaluation_fixtures import SPLIT_SEED, VAL_FRACTION
 from snapflow_ros.config_fields import ConfigError
 from snapflow_ros.data.dataset import split_episodes
 from snapflow_ros.data.episodes import load_episodes
-from snapflow_ros.evaluation.metrics import SUMMARY_KEYS
+from snapflow_ros.evaluation.metrics import DISTRIBUTION_KEYS, SUMMARY_KEYS
 from snapflow_ros.evaluation.offline import (
     OfflineEvalConfig,
     evaluate_checkpoints,
@@ -48,6 +48,9 @@ def test_every_step_count_and_sampler_has_every_metric(result):
     for entry in (teacher, snap):
         for metrics in entry["results"].values():
             assert set(SUMMARY_KEYS) <= set(metrics)
+            assert set(DISTRIBUTION_KEYS) <= set(metrics)
+            assert metrics["samples_per_frame"] == 8
+            assert metrics["best_of_k_mse_mean"] <= metrics["mse_mean"]
             assert metrics["num_samples"] == 24
             assert len(metrics["per_sample_mse"]) == 24
             assert len(metrics["error_by_chunk_position"]) == 5

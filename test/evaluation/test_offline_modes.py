@@ -149,3 +149,79 @@ def test_same_seed_same_samples_and_one_sample_per_frame_disables_the_metrics(
     # The scored prediction is the first of the K draws: K changes no MSE.
     assert metrics["per_sample_mse"] == first["checkpoints"]["teacher"]["results"]["4"][
         "per_sample_mse"]
+
+
+# ------------------------------------------------------- trained checkpoints, real bags
+
+def test_k_draws_of_a_trained_policy_match_one_call_per_noise(trained_runs, demo_bags):
+    from snapflow_ros.data.episodes import load_episodes
+    from snapflow_ros.evaluation import offline
+    from snapflow_ros.policies.checkpoint import load_policy
+
+    bag_dir, bags = demo_bags
+    loaded, _ = load_episodes(bag_dir, bags[0].config(image_height=16, image_width=16),
+                              progress=False)
+    policy = load_policy(trained_runs["snap"], device="cpu")
+    frames = [(0, 0), (0, 7), (1, 29), (2, 3), (4, 12)]
+    config = offline.OfflineEvalConfig(batch_size=6)  # 2 frames x 3 draws per pass
+    noise = offline._noise(len(frames), policy, 5, draws=3)
+    together = offline._predict_samples(policy, loaded, frames, config, steps=2, mode="jump",
+                                        noise=noise, device=torch.device("cpu"))
+    assert together.shape == (5, 3, policy.chunk_size, 3)
+    for k in range(3):
+        one = offline._predict(policy, loaded, frames, config, steps=2, mode="jump",
+                               noise=noise[:, k], device=torch.device("cpu"))
+        np.testing.assert_allclose(together[:, k], one, rtol=1e-5, atol=1e-6)
+    assert np.abs(together[:, 0] - together[:, 1]).max() > 1e-4  # the draws differ
+
+
+def test_snapflow_eval_reports_the_distribution_metrics(trained_runs, demo_bags, tmp_path):
+    import json
+
+    from evaluation_fixtures import run_cli
+
+    out_json, out_report = tmp_path / "eval.json", tmp_path / "report"
+    code, stdout, stderr = run_cli([
+        "eval", "--checkpoint", f"T={trained_runs['teacher']}",
+        "--checkpoint", f"S={trained_runs['snap']}", "--steps", "1,2", "--samples", "12",
+        "--samples-per-frame", "3", "--spread-seeds", "0", "--latency-calls", "0",
+        "--no-progress", "--json", str(out_json), "--report", str(out_report)])
+    assert code == 0, stderr
+    result = json.loads(out_json.read_text())
+    assert result["config"]["samples_per_frame"] == 3
+    # The fixture bags are five recordings of one identical demonstration: every frame's
+    # observation recurs in the other held-out episode, but with the same chunk, so no frame
+    # has a second truth.
+    assert result["multi_truth"]["frames_with_matching_observation"] == 12
+    for entry in result["checkpoints"].values():
+        for metrics in entry["results"].values():
+            assert metrics["samples_per_frame"] == 3
+            assert 0 < metrics["best_of_k_mse_mean"] <= metrics["mse_mean"]
+            assert metrics["sample_spread"] > 0
+            assert metrics["multi_truth_frames"] == 0 and metrics["mode_coverage"] is None
+    assert "| best-of-K MSE | between modes | mode coverage | sample spread |" in stdout
+    assert (out_report / "modes_vs_steps.png").is_file()
+
+
+def test_a_trained_policy_on_frames_with_two_recorded_truths(trained_runs, demo_bags):
+    import dataclasses
+
+    from snapflow_ros.data.episodes import load_episodes
+
+    bag_dir, bags = demo_bags
+    loaded, _ = load_episodes(bag_dir, bags[0].config(image_height=16, image_width=16),
+                              progress=False)
+    # The same scene recorded twice, the second time with every action 0.5 higher.
+    twin = dataclasses.replace(loaded[0], action=loaded[0].action + 0.5,
+                               source=loaded[0].source.with_name("twin"))
+    out = evaluate_checkpoints(trained_runs, [loaded[0], twin], progress=False,
+                               step_counts=(1, 2), **{**FAST, "samples": 60,
+                                                      "samples_per_frame": 3,
+                                                      "distinct_truth_mse": 0.1})
+    assert out["multi_truth"]["frames_with_matching_observation"] == 60
+    for entry in out["checkpoints"].values():
+        for metrics in entry["results"].values():
+            assert metrics["multi_truth_frames"] == 60
+            assert 0.0 <= metrics["between_modes_share"] <= 1.0
+            assert 0.0 <= metrics["mode_coverage"] <= 1.0
+            assert metrics["best_of_k_mse_mean"] <= metrics["mse_mean"]
