@@ -11,7 +11,8 @@ each rank takes its rows), so the two-process global batch is the one-process ba
 run draws per rank, seeded ``seed + rank``: the same loss in expectation, other samples.) The
 snapflow run uses ``alpha = 0``, since a fractional split is made per rank, not over the global
 batch. Checkpoints are written once, by rank 0, and a two-process run resumed from its step-2
-checkpoint ends with the uninterrupted run's weights.
+checkpoint ends with the uninterrupted run's weights. The runs keep the compact policy's default
+weight EMA: every rank averages the same synchronised weights, so the averages compare too.
 """
 
 from __future__ import annotations
@@ -125,6 +126,12 @@ def test_two_processes_train_as_one_on_the_same_global_batch(tmp_path, monkeypat
     state = load_train_state(two / "teacher")
     assert state["world_size"] == 2 and len(state["rng_ranks"]) == 2
     assert not torch.equal(state["rng_ranks"][0]["torch"], state["rng_ranks"][1]["torch"])
+    # The compact default's weight EMA: the checkpoint holds the average every rank kept.
+    assert state["ema"]["updates"] == 4
+    saved = load_policy(two / "teacher")
+    for name, average in state["ema"]["averages"].items():
+        assert torch.equal(saved.get_parameter(name).detach(), average), name
+    assert _max_difference(state["raw_parameters"], state["ema"]["averages"]) > 1e-4
 
     # The snapflow stage leaves the frozen prefix exactly as the teacher had it.
     teacher = load_policy(two / "teacher")
