@@ -29,7 +29,9 @@ same scene), kept when they differ from the frame's own chunk and from each othe
 ``distinct_truth_mse`` (0: ten times the lowest median best-of-K MSE of a teacher result, the
 model's own precision: on a strongly multimodal set a teacher that picks the other mode half
 the time inflates even its median MSE, while the best of its K samples lands on the recorded
-mode; without a teacher, of any result).
+mode; without a teacher, of any result). Without an environment state the frames match on the
+joint state alone, so scenes that differ only in the images count as one observation (the
+result says so: ``multi_truth.environment_state_compared``).
 """
 
 from __future__ import annotations
@@ -502,4 +504,5 @@ def _score_modes(checkpoints: dict, pending, episodes, frames, matches, candidat
         "distinct_truth_mse": threshold,
         "distinct_truth_mse_source": source,
         "truth_match_tolerance": config.truth_match_tolerance,
+        "environment_state_compared": bool(episodes[0].environment_state_names),
     }

@@ -355,6 +355,10 @@ def _distribution_note(result: dict) -> str:
                  f"({multi['frames_with_matching_observation']} with a matching observation; "
                  f"different truths: MSE above {_fmt(multi['distinct_truth_mse'])}, "
                  f"{multi['distinct_truth_mse_source']}).")
+        if not multi.get("environment_state_compared", True):
+            note += (" The episodes have no environment state: frames were matched on the joint "
+                     "state alone, so scenes that differ only in the images count as the same "
+                     "observation.")
     return note
 
 

@@ -96,6 +96,7 @@ def test_one_step_returns_the_mean_between_the_modes_and_many_steps_cover_both(
     for metrics in results.values():
         assert metrics["best_of_k_mse_mean"] <= metrics["mse_mean"]
     assert out["multi_truth"]["frames_with_matching_observation"] == 2 * STEPS
+    assert out["multi_truth"]["environment_state_compared"]
 
 
 def test_the_distinct_truth_threshold_defaults_to_the_teachers_precision(stub_checkpoints,
@@ -193,6 +194,8 @@ def test_snapflow_eval_reports_the_distribution_metrics(trained_runs, demo_bags,
     # observation recurs in the other held-out episode, but with the same chunk, so no frame
     # has a second truth.
     assert result["multi_truth"]["frames_with_matching_observation"] == 12
+    assert not result["multi_truth"]["environment_state_compared"]
+    assert "matched on the joint state alone" in (out_report / "report.md").read_text()
     for entry in result["checkpoints"].values():
         for metrics in entry["results"].values():
             assert metrics["samples_per_frame"] == 3
