@@ -12,8 +12,10 @@ Time: the bag player writes the system time at which it played its first bag tim
 (``timeline_file``), so a system time ``t`` maps to bag time ``first + rate * (t - start)``;
 the median difference between the state stream's stamps and its bag receive times turns that
 into episode (stamp) time. Each trajectory point is due at ``header.stamp + time_from_start``
-(the node's clock: system time, so the node must not use sim time); it is compared with the
-recorded action at that episode time (linear interpolation on the episode's grid). Points
+(the node's clock: system time, so the node must not use sim time) and is the position to
+reach then: it is compared with the recorded action of the step that ends at that episode time,
+stamped one period earlier (linear interpolation on the episode's grid; docs/design.md,
+"Command timing"). Compared at its own time, a perfect node scored a one-step shift. Points
 outside a scored episode are padded; a trajectory without any point inside one (a hold before
 the episode starts) is left out. One trajectory is one sample of
 :func:`~snapflow_ros.evaluation.metrics.summarize`, so the scores include everything the robot
@@ -112,8 +114,11 @@ def read_timeline(path: str | Path) -> dict:
 
 
 def recorded_action_at(episode, bag_ns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Recorded actions ``(P, A)`` at episode times ``bag_ns`` (P,) and which lie inside it."""
-    grid = episode.timestamps_ns.astype(np.float64)
+    """Recorded actions ``(P, A)`` to reach at episode times ``bag_ns`` (P,), and which lie inside.
+
+    The action of step ``t`` (stamped ``t``) is reached when the step ends, one period later.
+    """
+    grid = episode.timestamps_ns.astype(np.float64) + 1e9 / episode.rate_hz
     inside = (bag_ns >= grid[0]) & (bag_ns <= grid[-1])
     actions = np.stack([np.interp(bag_ns, grid, episode.action[:, j].astype(np.float64))
                         for j in range(episode.action.shape[1])], axis=-1)

@@ -33,11 +33,12 @@ def _perfect_trajectory(stamp_s, rate, names=NAMES, points=5):
     """What a perfect node would command at system time SYSTEM_START + stamp_s.
 
     The player played bag time BAG_START + 2 ms (the first receive time) at SYSTEM_START, and
-    stamps lie 2 ms before receive times: episode time BAG_START + rate * elapsed.
+    stamps lie 2 ms before receive times: episode time BAG_START + rate * elapsed. A point is
+    the position to reach at its time: the action recorded one period (of the episode) earlier.
     """
     stamp = SYSTEM_START + int(stamp_s * 1e9)
     times = (np.arange(1, points + 1) * PERIOD).astype(np.int64)
-    episode_s = (stamp + times - SYSTEM_START) * rate / 1e9
+    episode_s = (stamp + times - SYSTEM_START) * rate / 1e9 - PERIOD / 1e9
     positions = np.stack([episode_s, 1.0 - 2.0 * episode_s], axis=-1)
     order = [NAMES.index(n) for n in names]
     return ReceivedTrajectory(stamp + 3_000_000, stamp, tuple(names), times, positions[:, order])
@@ -63,6 +64,15 @@ def test_a_node_that_commands_the_recording_scores_zero(rate):
     assert summary["delivery_ms_p50"] == pytest.approx(3.0)
     # Cameras every 33 ms: the newest frame before a command is at most 33 ms old.
     assert 0.0 <= summary["camera_age_at_publish_ms_p95"] <= 33.0 / rate + 1e-6
+
+
+def test_a_node_sending_each_action_one_step_early_is_scored_one_step_off():
+    # The action of step t sent as the point to reach at t: one period too early.
+    early = _perfect_trajectory(0.3, 1.0)
+    early.positions = early.positions + np.array([PERIOD / 1e9, -2 * PERIOD / 1e9])
+    summary = score_recordings([_recording([early])], {"bag0": [_episode()]}, NAMES, 1.0)
+    # 20 ms at 1/s and -2/s: 0.02 and 0.04 off -> MSE 0.001.
+    assert summary["mse_mean"] == pytest.approx(0.001, rel=1e-4)
 
 
 def test_a_late_node_is_scored_against_what_was_recorded_at_its_command_times():
