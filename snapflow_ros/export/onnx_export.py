@@ -261,7 +261,6 @@ def _round_trip(folder: Path, manifest: dict, policy: FlowMatchingPolicy, precis
 
 def _quantize(folder: Path, role: str) -> Path:
     from onnxruntime.quantization import QuantType, quantize_dynamic
-
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     source = folder / GRAPH_FILES[role]

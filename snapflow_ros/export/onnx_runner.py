@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from snapflow_ros.config_fields import ConfigError
 from snapflow_ros.export.manifest import (
     BATCH_DIM,
     PRECISIONS,
@@ -90,14 +91,15 @@ def _session_options(intra_op_threads: int):
 def resolve_providers(providers: Sequence[str]) -> list[str]:
     """ONNX Runtime provider names for ``providers`` (short names or full), installed ones only.
 
-    ``"auto"`` means TensorRT, CUDA, CPU, whichever are installed. An explicitly named provider
+    ``"auto"`` means CUDA then CPU, whichever are installed (TensorRT builds its engines when a
+    session starts, minutes for a large graph: only when named). An explicitly named provider
     that this onnxruntime build lacks raises :class:`ExportFolderError` naming the ones it has.
     """
     import onnxruntime as ort
 
     available = ort.get_available_providers()
     if list(providers) == ["auto"]:
-        wanted = [EXECUTION_PROVIDERS[n] for n in ("tensorrt", "cuda", "cpu")]
+        wanted = [EXECUTION_PROVIDERS[n] for n in ("cuda", "cpu")]
         return [name for name in wanted if name in available]
     resolved = [EXECUTION_PROVIDERS.get(name, name) for name in providers]
     missing = [name for name in resolved if name not in available]
@@ -216,6 +218,26 @@ class OnnxPolicyRunner:
             intra_op_threads=intra_op_threads)
         self._rng = np.random.default_rng(seed if seed is not None and seed >= 0 else None)
         self._lock = threading.Lock()
+
+    @classmethod
+    def from_config(cls, config: Any) -> OnnxPolicyRunner:
+        """Load a :class:`~snapflow_ros.runtime.policy_runner.RunnerConfig`'s export folder.
+
+        ``device`` picks the execution providers (cpu; cuda: CUDA; auto: CUDA if installed, CPU),
+        ``torch_threads`` the intra-op threads, ``onnx_precision`` the graphs.
+        """
+        if config.accelerate != "none" or config.inference_dtype != "float32":
+            raise ConfigError(
+                f"accelerate={config.accelerate!r} / inference_dtype={config.inference_dtype!r} "
+                "are options of the torch backend; the onnxruntime backend takes onnx_precision")
+        return cls(config.checkpoint, providers=(config.device,),
+                   intra_op_threads=config.torch_threads, precision=config.onnx_precision,
+                   seed=config.seed if config.seed >= 0 else None)
+
+    @property
+    def device(self) -> str:
+        """Where the graphs run, for logs: ``onnxruntime (CPUExecutionProvider)``."""
+        return f"onnxruntime ({', '.join(self.providers)})"
 
     @property
     def action_names(self) -> tuple[str, ...]:

@@ -22,6 +22,7 @@ import numpy as np
 
 from snapflow_ros.config_fields import ConfigError, check_config, param
 from snapflow_ros.devices import resolve_device
+from snapflow_ros.export.manifest import PRECISIONS as ONNX_PRECISIONS
 from snapflow_ros.runtime.image_decoding import resize_for_model
 from snapflow_ros.runtime.inference_options import ACCELERATIONS, INFERENCE_DTYPES
 from snapflow_ros.snapflow.sampler_modes import SAMPLER_MODES
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 RUNNER_TIMING_STAGES = ("preprocess", "model", "postprocess")
 """The keys of :attr:`InferenceResult.timings_ms`."""
 DEVICES = ("auto", "cpu", "cuda")
+BACKENDS = ("torch", "onnxruntime")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +62,13 @@ class RunnerConfig:
     inference_dtype: str = param(
         "float32", "Precision of prefix and expert: float32, or bfloat16 autocast (GPUs; changes "
         "actions by about 1% of their spread).", choices=INFERENCE_DTYPES)
+    backend: str = param(
+        "torch", "Inference backend: torch (checkpoint is a checkpoint or run directory) or "
+        "onnxruntime (checkpoint is a `snapflow export onnx` folder; torch_threads sets its "
+        "intra-op threads, device its execution provider).", choices=BACKENDS)
+    onnx_precision: str = param(
+        "float32", "Graphs the onnxruntime backend runs: float32, or int8 (an export made with "
+        "--quantize dynamic).", choices=ONNX_PRECISIONS)
 
     def __post_init__(self) -> None:
         check_config(self)
@@ -148,9 +157,17 @@ class PolicyRunner:
 
     @classmethod
     def from_config(cls, config: RunnerConfig) -> PolicyRunner:
-        """Load ``config.checkpoint`` as ``config`` says (device, seed, threads, fast path)."""
+        """Load ``config.checkpoint`` as ``config`` says (device, seed, threads, fast path).
+
+        With ``backend="onnxruntime"`` this is an
+        :class:`~snapflow_ros.export.onnx_runner.OnnxPolicyRunner` (same interface, no torch).
+        """
         if not config.checkpoint:
             raise ConfigError("parameter 'checkpoint' is empty: set it to a checkpoint directory")
+        if config.backend == "onnxruntime":
+            from snapflow_ros.export.onnx_runner import OnnxPolicyRunner
+
+            return OnnxPolicyRunner.from_config(config)
         return cls(config.checkpoint, device=config.device,
                    seed=config.seed if config.seed >= 0 else None,
                    num_threads=config.torch_threads, accelerate=config.accelerate,

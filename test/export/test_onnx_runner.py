@@ -145,3 +145,31 @@ def test_bad_folders_are_refused_with_a_message_naming_the_problem(exported, tmp
     if "TensorrtExecutionProvider" not in onnxruntime.get_available_providers():
         with pytest.raises(ExportFolderError, match="has no .*TensorrtExecutionProvider"):
             OnnxPolicyRunner(exported["folder"], providers=("tensorrt",))
+
+
+def test_runner_config_backend_onnxruntime_loads_the_export_in_the_policy_controller(exported):
+    import dataclasses
+
+    from snapflow_ros.config_fields import ConfigError
+    from snapflow_ros.runtime.policy_controller import PolicyController, PolicyControllerConfig
+    from snapflow_ros.runtime.policy_runner import PolicyRunner, RunnerConfig
+
+    config = RunnerConfig(checkpoint=str(exported["folder"]), backend="onnxruntime",
+                          onnx_precision="int8", device="cpu", seed=0)
+    runner = PolicyRunner.from_config(config)
+    assert isinstance(runner, OnnxPolicyRunner) and runner.precision == "int8"
+    assert runner.device == "onnxruntime (CPUExecutionProvider)"
+    runner.close()
+    with pytest.raises(ConfigError, match="options of the torch backend"):
+        PolicyRunner.from_config(dataclasses.replace(config, accelerate="compile"))
+    defaults = PolicyControllerConfig()
+    controller_config = dataclasses.replace(
+        defaults, runner=dataclasses.replace(config, onnx_precision="float32"),
+        observation=dataclasses.replace(defaults.observation, camera_keys=CAMERAS),
+        scheduler=dataclasses.replace(defaults.scheduler, n_act=CHUNK - 2))
+    controller = PolicyController.load(controller_config)
+    try:
+        assert controller.action_names == JOINTS
+        assert controller.config.scheduler.chunk_size == CHUNK
+    finally:
+        controller.close()
