@@ -153,3 +153,21 @@ def test_resuming_an_ema_run_without_ema_continues_from_the_raw_weights(train_se
                  progress=False, resume=True)
     for name, value in plain.state_dict().items():
         assert torch.equal(switched.state_dict()[name], value), name
+
+
+def test_resuming_a_run_without_ema_with_ema_starts_the_average_there(train_set, tmp_path,
+                                                                     caplog):
+    plain = build_policy(train_set)
+    run_training(plain, train_set, None, ema_config(ema_decay=0.0), tmp_path / "plain",
+                 progress=False)
+    calls = iter(range(100))
+    run_training(build_policy(train_set), train_set, None, ema_config(ema_decay=0.0),
+                 tmp_path / "switched", progress=False, should_stop=lambda: next(calls) >= 2)
+    with caplog.at_level("WARNING", logger="snapflow_ros.training.trainer"):
+        run_training(build_policy(train_set, seed=7), train_set, None, ema_config(),
+                     tmp_path / "switched", progress=False, resume=True)
+    assert "has no weight EMA" in caplog.text
+    state = load_train_state(tmp_path / "switched")
+    assert state["ema"]["updates"] == 3  # the three steps after the resume
+    for name, value in state["raw_parameters"].items():
+        assert torch.equal(value, plain.get_parameter(name).detach()), name
