@@ -19,8 +19,8 @@ Two passes per episode, both with the object poses of the same seed:
 
 ``transfer_cube_obstacle`` is multimodal on purpose: TransferCube's meeting point is taken by a
 post, so the expert hands the cube over 10 cm in front of it or behind it, drawn per seed
-(:func:`strategy_for_seed`). Both ways succeed (40/40 seeds each, seeds 0-39); the step-wise
-mean of the two joint plans of a seed runs the left arm into the post (0/40), as a policy that
+(:func:`strategy_for_seed`). Both ways succeed (100/100 seeds each, seeds 0-99); the step-wise
+mean of the two joint plans of a seed runs the left arm into the post (0/100), as a policy that
 averages the modes would.
 """
 
