@@ -78,7 +78,9 @@ def add_arguments_latency(parser: argparse.ArgumentParser) -> None:
                        help="a named set of options, repeatable, e.g. "
                             "graph:accelerate=cuda_graph,dtype=bfloat16 or naive:path=naive "
                             "(keys: path=fast|sampler|naive, threads, frame_prep, steps=1+10 "
-                            "and the speed options)")
+                            "and the speed options; backend=onnxruntime runs the model exported "
+                            "to ONNX, e.g. ort:backend=onnxruntime,threads=1, with "
+                            "precision=float32|int8)")
     out = parser.add_argument_group("output")
     out.add_argument("--json", type=Path, default=None, help="write the report as JSON here")
     out.add_argument("--markdown", type=Path, default=None, help="write the table here")

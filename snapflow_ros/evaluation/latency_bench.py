@@ -52,6 +52,7 @@ from snapflow_ros.config_fields import ConfigError, check_config, config_to_dict
 from snapflow_ros.evaluation.latency_stages import (
     PATHS,
     InferenceStages,
+    OnnxInferenceStages,
     SyntheticFrames,
     TrajectoryPublisher,
     measure_steps,
@@ -61,6 +62,8 @@ NAMED_POLICIES = ("compact", "smolvla", "pi0", "pi05")
 SIZES = ("real", "tiny")
 FRAME_PREPS = ("inference", "arrival")
 TRANSPORTS = ("raw", "compressed")
+BACKENDS = ("torch", "onnxruntime")
+ONNX_PRECISIONS = ("float32", "int8")
 COMMAND_PERIOD_S = 0.02  # the published trajectory's point spacing (the demo's control period)
 # ``(joint_names, period_s) -> (publisher, "")`` or ``(None, why not)``.
 PublisherFactory = Callable[[Sequence[str], float], tuple[TrajectoryPublisher | None, str]]
@@ -108,7 +111,10 @@ class LatencyBenchConfig:
 class BenchVariant:
     """One set of speed options: path, FastInference options, threads, frame prep, step counts.
 
-    ``None`` fields take the benchmark's own setting.
+    ``None`` fields take the benchmark's own setting. ``backend="onnxruntime"`` runs the model
+    exported to ONNX (``snapflow export onnx``, made in a temporary folder) in ONNX Runtime with
+    ``threads`` intra-op threads and ``precision`` float32 or int8 graphs; its stages are the
+    export's prefix, expert and actions graphs.
     """
 
     name: str
@@ -117,8 +123,20 @@ class BenchVariant:
     threads: int | None = None
     frame_prep: str | None = None
     steps: tuple[int, ...] | None = None
+    backend: str = "torch"
+    precision: str = "float32"
 
     def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"variant {self.name}: backend must be one of {', '.join(BACKENDS)}")
+        if self.precision not in ONNX_PRECISIONS:
+            raise ConfigError(f"variant {self.name}: precision must be one of "
+                              f"{', '.join(ONNX_PRECISIONS)}")
+        if self.backend == "onnxruntime" and (self.options or self.path != "fast"):
+            raise ConfigError(f"variant {self.name}: path and speed options are torch options; "
+                              "backend=onnxruntime takes threads, precision, frame_prep, steps")
+        if self.backend == "torch" and self.precision != "float32":
+            raise ConfigError(f"variant {self.name}: precision is an onnxruntime option")
         if self.steps is not None and (not self.steps or min(self.steps) < 1):
             raise ConfigError(f"variant {self.name}: steps must be integers >= 1")
         if self.path not in PATHS:
@@ -140,9 +158,11 @@ def parse_variant(text: str) -> BenchVariant:
     """``NAME[:key=value,...]`` -> :class:`BenchVariant`.
 
     Keys: ``path`` (fast / sampler / naive), ``threads``, ``frame_prep``, ``steps`` (step
-    counts joined by ``+``) and any field of
+    counts joined by ``+``), ``backend`` (torch / onnxruntime), ``precision`` (onnxruntime:
+    float32 / int8) and any field of
     :class:`~snapflow_ros.runtime.fast_inference.FastInferenceConfig`, e.g.
-    ``graph_bf16:accelerate=cuda_graph,dtype=bfloat16,steps=1+10``.
+    ``graph_bf16:accelerate=cuda_graph,dtype=bfloat16,steps=1+10`` or
+    ``ort:backend=onnxruntime,threads=1``.
     """
     name, _, spec = text.partition(":")
     if not name.strip():
@@ -157,6 +177,8 @@ def parse_variant(text: str) -> BenchVariant:
     threads = fields.pop("threads", None)
     frame_prep = fields.pop("frame_prep", None)
     steps_text = fields.pop("steps", None)
+    backend = fields.pop("backend", "torch")
+    precision = fields.pop("precision", "float32")
     options: dict[str, Any] = {}
     for key, value in fields.items():
         options[key] = int(value) if value.isdigit() else value
@@ -166,7 +188,8 @@ def parse_variant(text: str) -> BenchVariant:
     except ValueError:
         raise ConfigError(f"variant {text!r}: threads and steps (like 1+10) must be "
                           "integers") from None
-    return BenchVariant(name.strip(), path, options, threads_value, frame_prep, steps)
+    return BenchVariant(name.strip(), path, options, threads_value, frame_prep, steps, backend,
+                        precision)
 
 
 def limit_and_ratios(results: dict[str, dict]) -> None:
@@ -261,6 +284,21 @@ def load_or_build(config: LatencyBenchConfig, device: Any, workdir: Path) -> tup
     return policy, label
 
 
+def _onnx_folder(policy: Any, workdir: Path, made: dict[str, Path],
+                 variants: Sequence[BenchVariant], log: Callable[[str], None]) -> Path:
+    """The policy exported to ONNX once per run (int8 graphs too when a variant asks for them)."""
+    if "folder" not in made:
+        from snapflow_ros.export.onnx_export import OnnxExportConfig, export_policy_onnx
+
+        int8 = any(v.backend == "onnxruntime" and v.precision == "int8" for v in variants)
+        started = time.perf_counter()
+        export_policy_onnx(policy, workdir / "onnx", OnnxExportConfig(
+            quantize="dynamic" if int8 else "none"), log=lambda line: None)
+        made["folder"] = workdir / "onnx"
+        log(f"exported to ONNX in {time.perf_counter() - started:.1f} s")
+    return made["folder"]
+
+
 # ------------------------------------------------------------------------------------------------
 # Measurement
 
@@ -339,6 +377,7 @@ def run_latency_benchmark(config: LatencyBenchConfig, variants: Sequence[BenchVa
         "publish_stage": publisher is not None,
         "publish_note": "" if publisher is not None else why, "variants": {},
     }
+    onnx_folders: dict[str, Path] = {}
     try:
         for variant in variants:
             torch.set_num_threads(variant.threads or default_threads)
@@ -348,8 +387,15 @@ def run_latency_benchmark(config: LatencyBenchConfig, variants: Sequence[BenchVa
                                      "frame_prep": frame_prep, "results": {}}
             stages = None
             try:
-                stages = InferenceStages(policy, variant.path, variant.fast_config()
-                                         if variant.path == "fast" else None, config.seed)
+                if variant.backend == "onnxruntime":
+                    entry.update(path="onnxruntime", options={"precision": variant.precision})
+                    stages = OnnxInferenceStages(
+                        _onnx_folder(policy, workdir, onnx_folders, variants, log),
+                        variant.precision, torch.get_num_threads(), (config.device,),
+                        config.seed)
+                else:
+                    stages = InferenceStages(policy, variant.path, variant.fast_config()
+                                             if variant.path == "fast" else None, config.seed)
                 for steps in variant.steps or config.steps:
                     result = measure_steps(stages, frames, state, steps, mode=config.mode,
                                            warmup=config.warmup, repeats=config.repeats,

@@ -140,6 +140,53 @@ class InferenceStages:
         self._stages.close()
 
 
+class OnnxInferenceStages:
+    """The same stages on ONNX Runtime: an export folder's prefix, expert and actions graphs.
+
+    ``preprocess`` is :meth:`~snapflow_ros.export.onnx_runner.OnnxPolicyRunner.build_batch`
+    plus numpy noise; ``threads`` are onnxruntime's intra-op threads.
+    """
+
+    status = None
+
+    def __init__(self, folder: Any, precision: str, threads: int, providers: tuple[str, ...],
+                 seed: int) -> None:
+        from snapflow_ros.export.onnx_runner import OnnxPolicyRunner
+
+        self.runner = OnnxPolicyRunner(folder, providers=providers, intra_op_threads=threads,
+                                       precision=precision)
+        self.graphs = self.runner.graphs
+        self.robot = self.runner.robot
+        self.rng = np.random.default_rng(seed)
+
+    def sync(self) -> None:
+        """Nothing to wait for: onnxruntime returns host arrays."""
+
+    def preprocess(self, frame: np.ndarray, state: np.ndarray) -> tuple[dict, np.ndarray]:
+        """The graph feeds of one frame ``(h, w, 3)`` and state ``(S,)``, and noise."""
+        observation = _Observation({key: frame for key in self.robot.camera_keys}, state, PROMPT,
+                                   np.zeros(len(self.robot.environment_state_names)))
+        noise = self.rng.standard_normal(
+            (1, self.runner.chunk_size, self.runner.action_dim), dtype=np.float32)
+        return self.runner.build_batch(observation), noise
+
+    def prefix(self, prepared: dict) -> Any:
+        """The context tensors (the prefix graph)."""
+        return self.graphs.encode(prepared)
+
+    def expert(self, context: Any, prepared: dict, noise: Any, steps: int, mode: str) -> Any:
+        """``steps`` expert-graph calls from ``noise`` to a normalised chunk."""
+        return self.graphs.sample(context, noise, steps, mode)
+
+    def postprocess(self, x: Any) -> np.ndarray:
+        """Robot-unit chunk ``(H, A)`` float64 (the actions graph)."""
+        return np.asarray(self.graphs.to_robot_actions(x)[0], dtype=np.float64)
+
+    def close(self) -> None:
+        """Release the sessions."""
+        self.runner.close()
+
+
 def _encode(policy: Any, prepared: dict) -> Any:
     """The prefix of a prepared batch, with whatever autograd mode is active."""
     return policy.encode_preprocessed(prepared)

@@ -19,6 +19,7 @@ measured and recorded, never a failure.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import datetime
 import shutil
@@ -314,20 +315,34 @@ def export_onnx(checkpoint: str | Path, out: str | Path, config: OnnxExportConfi
     """
     from snapflow_ros.policies.checkpoint import load_policy, resolve_checkpoint
 
+    if Path(out).exists() and not overwrite:
+        raise ConfigError(f"{out} exists: choose another --out or pass --overwrite")
+    checkpoint = resolve_checkpoint(checkpoint)
+    return export_policy_onnx(load_policy(checkpoint, device="cpu"), out, config,
+                              overwrite=overwrite, log=log, source=_checkpoint_record(checkpoint))
+
+
+def export_policy_onnx(policy: FlowMatchingPolicy, out: str | Path, config: OnnxExportConfig, *,
+                       overwrite: bool = False, log: Callable[[str], None] = print,
+                       source: dict | None = None) -> dict:
+    """Export a loaded ``policy`` (a CPU copy when it lives elsewhere) as :func:`export_onnx` does.
+
+    ``source`` is the manifest's ``source_checkpoint`` record (None: built in memory).
+    """
     out = Path(out)
     if out.exists() and not overwrite:
         raise ConfigError(f"{out} exists: choose another --out or pass --overwrite")
-    checkpoint = resolve_checkpoint(checkpoint)
-    policy = load_policy(checkpoint, device="cpu")
+    where = source["path"] if source else "policy"
     if policy.policy_type not in SUPPORTED_POLICY_TYPES:
-        raise ConfigError(f"{checkpoint}: ONNX export supports {', '.join(SUPPORTED_POLICY_TYPES)}"
-                          f" policies; this one is {policy.policy_type!r}")
+        raise ConfigError(f"{where}: ONNX export supports {', '.join(SUPPORTED_POLICY_TYPES)} "
+                          f"policies; this one is {policy.policy_type!r}")
     names = [image_input_name(key) for key in policy.robot.camera_keys]
     if len(set(names)) != len(names):
         raise ConfigError(f"camera keys {list(policy.robot.camera_keys)} give the same graph "
                           f"input names {names}")
-    for parameter in policy.parameters():
-        parameter.requires_grad_(False)
+    if policy.device.type != "cpu":
+        policy = copy.deepcopy(policy).to("cpu")
+    policy = policy.eval()
     batch: str | int = BATCH_DIM if config.batch_size == 0 else config.batch_size
     rows = config.check_batch if batch == BATCH_DIM else int(batch)
     example = random_observation(policy, rows, np.random.default_rng(config.seed))
@@ -380,7 +395,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path, config: OnnxExportConfi
             "action_dim": int(width), "opset": config.opset, "batch": batch,
             "normalization": stats.to_dict() if stats is not None else None,
             "normalization_in_graph": True,
-            "source_checkpoint": _checkpoint_record(checkpoint),
+            "source_checkpoint": source,
             "export": config_to_dict(config), "versions": _versions(),
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "graphs": manifest_graphs,

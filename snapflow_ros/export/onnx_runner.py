@@ -245,6 +245,13 @@ class OnnxPolicyRunner:
         return self.robot.action_names
 
     @property
+    def graphs(self) -> OnnxGraphs:
+        """The sessions, for callers that time the stages one by one (``bench latency``)."""
+        if self._graphs is None:
+            raise RuntimeError("OnnxPolicyRunner is closed")
+        return self._graphs
+
+    @property
     def providers(self) -> list[str]:
         """The ONNX Runtime execution providers the sessions run on, in priority order."""
         return list(self._graphs.providers) if self._graphs is not None else []

@@ -91,3 +91,28 @@ def test_named_vlas_build_at_tiny_dimensions_and_take_speed_options():
     assert report["policy_type"] == "pi05" and report["camera"]["height"] == 224
     assert report["results"]["1"]["prefix_ms_p50"] > 0
     assert report["variants"]["trimmed"]["options"] == {"prompt_bucket": 16}
+
+
+@pytest.mark.slow
+def test_onnxruntime_variants_run_the_exported_checkpoint_beside_torch(tmp_path):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    checkpoint = write_tiny_checkpoint(tmp_path / "run")
+    config = LatencyBenchConfig(checkpoint=str(checkpoint), steps=(1, 2), repeats=2, warmup=1,
+                                device="cpu", publish=False)
+    variants = [parse_variant("torch:threads=1"),
+                parse_variant("ort:backend=onnxruntime,threads=1"),
+                parse_variant("ort_int8:backend=onnxruntime,threads=1,precision=int8")]
+    report = run_latency_benchmark(config, variants)
+    for name in ("ort", "ort_int8"):
+        entry = report["variants"][name]
+        assert "error" not in entry, entry.get("error")
+        assert entry["path"] == "onnxruntime" and entry["threads"] == 1
+        assert set(entry["results"]) == {"1", "2"}
+        assert RESULT_KEYS <= set(entry["results"]["2"])
+    assert report["variants"]["ort_int8"]["options"] == {"precision": "int8"}
+    assert "path=onnxruntime, precision=int8" in markdown_table(report)
+    for bad, message in (("x:backend=tflite", "backend"), ("x:precision=int8", "onnxruntime"),
+                         ("x:backend=onnxruntime,accelerate=compile", "torch options")):
+        with pytest.raises(ConfigError, match=message):
+            parse_variant(bad)
