@@ -9,7 +9,12 @@ from pathlib import Path
 import pytest
 from checkpoint_fixtures import write_tiny_checkpoint
 
-from snapflow_ros.evaluation.closed_loop import ClosedLoopCase, ClosedLoopConfig, default_sim_python
+from snapflow_ros.evaluation.closed_loop import (
+    ClosedLoopCase,
+    ClosedLoopConfig,
+    default_sim_python,
+    summarize_episodes,
+)
 from snapflow_ros.nodes.harness.closed_loop import ClosedLoopRunner
 
 # The simulator's ALOHA_JOINT_NAMES (its package imports MuJoCo, absent from this environment).
@@ -44,3 +49,6 @@ def test_the_same_episode_twice_commands_the_same_targets_and_other_noise_does_n
     assert again.command_digest == first.command_digest
     assert again.chunks == first.chunks == 14  # ceil(40 / 3): a chunk every n_act steps
     assert other_noise.command_digest != first.command_digest
+    # The case's digest in the result JSON compares whole reruns.
+    digests = [summarize_episodes([e])["digest"] for e in (first, again, other_noise)]
+    assert digests[0] == digests[1] != digests[2]
