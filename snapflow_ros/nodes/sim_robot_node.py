@@ -11,8 +11,9 @@ Interface (topic names relative, so they can be namespaced and remapped):
   transfer_cube_obstacle [cube], insertion [peg, socket], from the physics) with the same
   stamp, before the image and joint states of that step, unless ``publish_object_poses`` is
   false;
-- subscribes ``joint_trajectory`` (trajectory_msgs/JointTrajectory): points are executed at
-  ``header.stamp + time_from_start`` (a zero stamp means on receipt), a new message replaces
+- subscribes ``joint_trajectory`` (trajectory_msgs/JointTrajectory): a point is the position to
+  reach at ``header.stamp + time_from_start``, executed during the step that ends then (as
+  ros2_control's JointTrajectoryController; a zero stamp means on receipt), a new message replaces
   the not-yet-executed points, a single point with ``time_from_start = 0`` is a streamed
   command, an empty message holds the current target; joints left out hold their target
   (see :mod:`snapflow_ros.sim.trajectory_follower`); a stamp more than 60 s away from the

@@ -21,8 +21,8 @@ that sampling time:
 - points already in the past when a trajectory arrives are not replayed: the target the
   trajectory has at the next tick (the last expired point, or the interpolation towards the
   first future point) is executed at the next tick instead. A single-point message with
-  ``time_from_start = 0`` therefore is a streamed command: applied from its stamp on, or at the
-  next tick when it arrives late;
+  ``time_from_start = 0`` therefore is a streamed command: with a lead of one tick, a point
+  stamped with an observation is already due and runs in the next step, the one it answers;
 - trajectories that start before the current episode started are stale and ignored.
 
 Times are integer nanoseconds on whatever clock the caller uses (simulated or wall time).
