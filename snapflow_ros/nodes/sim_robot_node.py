@@ -19,8 +19,9 @@ Interface (topic names relative, so they can be namespaced and remapped):
   (see :mod:`snapflow_ros.sim.trajectory_follower`); a stamp more than 60 s away from the
   robot's clock (another clock) is treated as zero, with a warning;
 - publishes ``episode/status`` (std_msgs/String, JSON: task, seed, episode, step, reward,
-  max_reward, success, first_success_step, done, stamp_s, obstacle_touched) every
-  ``status_every_steps`` steps, at every reset and when an episode ends;
+  max_reward, success, first_success_step, done, stamp_s, command_digest: a digest of every
+  executed target, lockstep_timeouts, obstacle_touched) every ``status_every_steps`` steps, at
+  every reset and when an episode ends;
 - service ``~/reset`` (std_srvs/Trigger): start the next episode now. To reset to a given seed,
   set the ``seed`` parameter, then call ``~/reset``. The reply's message is the new status JSON.
 
