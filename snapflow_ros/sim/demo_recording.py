@@ -21,9 +21,11 @@ The summary (``/episode/status``) also names the scripted expert's ``strategy`` 
 several (``transfer_cube_obstacle``: ``front`` or ``back`` of the post, drawn from the seed).
 
 Image, joint state, object poses and command of step t share the stamp ``t * 20 ms``; the
-command's single point has ``time_from_start = 0`` (a streamed command, applied from its stamp
-on), as the sim robot node executes it. Messages are serialised with rosbags' own CDR
-serialiser for ROS 2 Jazzy / Kilted (identical type hashes for these types), never with rclpy.
+command's single point has ``time_from_start = 0`` (a streamed command: the sim robot node
+executes it during step t, the one it is stamped with). Action t is the target of step t, from
+observation t to t + 1 (docs/design.md, "Command timing"). Messages are serialised with
+rosbags' own CDR serialiser for ROS 2 Jazzy / Kilted (identical type hashes for these types),
+never with rclpy.
 
 Seeds: training demonstrations use seeds from :data:`TRAIN_SEED_START` (0) upwards, closed-loop
 evaluation uses seeds from :data:`EVAL_SEED_START` (100000) upwards, so no evaluation episode
