@@ -66,9 +66,9 @@ class PolicyControllerConfig:
     scheduler: SchedulerConfig = component(SchedulerConfig, "chunk schedule")
     guard: SafetyGuardConfig = component(SafetyGuardConfig, "safety guard")
     wait_for_fresh_image: bool = param(
-        True, "When a chunk is due, wait (at most max_input_age_s) for a camera frame that "
-        "arrives after that moment: the chunk starts from a fresh view, and the prefetch "
-        "threshold absorbs the wait (up to one camera period).", runtime=True)
+        True, "When a chunk is due, wait (at most max_input_age_s) for a camera frame received "
+        "after that moment (the prefetch absorbs it); under use_sim_time for every input of "
+        "the step due, so that lockstep episodes repeat bit for bit.", runtime=True)
     latency_window: int = param(500, "Inferences kept for the latency percentiles.",
                                 low=1, high=1000000)
 
