@@ -24,10 +24,10 @@ import numpy as np
 
 from snapflow_ros.config_fields import ConfigError, check_config, param
 from snapflow_ros.evaluation.metrics import latency_percentiles_ms
+from snapflow_ros.sim.aloha_env import TASKS
 from snapflow_ros.snapflow.sampler_modes import SAMPLER_MODES
 
 EVAL_SEED_START = 100000  # the simulator's first evaluation seed (snapflow_ros.sim)
-TASKS = ("transfer_cube", "insertion")
 SUCCESS_REWARD = 4.0
 CONTROL_PERIOD_S = 0.02
 WILSON_Z_95 = 1.959963984540054

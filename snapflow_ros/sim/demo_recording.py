@@ -19,6 +19,9 @@ topic                        type                                content
 
 The summary (``/episode/status``) also names the scripted expert's ``strategy`` in a task with
 several (``transfer_cube_obstacle``: ``front`` or ``back`` of the post, drawn from the seed).
+``strategy="both"`` records every seed once per strategy (bags ``<task>_seedNNNNNN_<strategy>``):
+the same initial scene with two valid demonstrations, which the offline evaluation finds as
+frames with several recorded truths (same state and object poses at the same step).
 
 Image, joint state, object poses and command of step t share the stamp ``t * 20 ms``; the
 command's single point has ``time_from_start = 0`` (a streamed command: the sim robot node
@@ -33,7 +36,7 @@ starts from an object pose seen in training as long as fewer than 100000 demonst
 recorded.
 
 CLI: ``python -m snapflow_ros.sim.demo_recording --task transfer_cube --episodes 50
---seed-start 0 --out DIR``.
+--seed-start 0 --out DIR`` (``--strategy both`` for ``transfer_cube_obstacle``).
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ from snapflow_ros.sim.aloha_env import (
     AlohaSimConfig,
     poses_in_ros_order,
 )
-from snapflow_ros.sim.scripted_expert import Demonstration, ScriptedExpert
+from snapflow_ros.sim.scripted_expert import TASK_STRATEGIES, Demonstration, ScriptedExpert
 
 # First seed of the training demonstrations; seeds [TRAIN_SEED_START, EVAL_SEED_START) train.
 TRAIN_SEED_START = 0
@@ -82,21 +85,29 @@ BAG_TOPICS = {
 }
 STORAGES = ("sqlite3", "mcap")
 STEP_NS = round(CONTROL_PERIOD_S * 1e9)
+# "seeded": the expert draws the strategy from the seed; a strategy name forces it; "both":
+# every strategy of the task, one episode each.
+STRATEGY_CHOICES = ("seeded", *dict.fromkeys(s for ss in TASK_STRATEGIES.values() for s in ss),
+                    "both")
 
 
 @dataclasses.dataclass
 class RecordingSummary:
-    """What :func:`record_demonstrations` did: seeds tried, succeeded, bags kept, timing."""
+    """What :func:`record_demonstrations` did: episodes tried, succeeded, bags kept, timing."""
 
     task: str
-    attempted: int
-    succeeded_seeds: list[int]
+    attempted: int  # episodes (two per seed with strategy "both")
+    succeeded_seeds: list[int]  # one entry per succeeded episode (a seed twice with "both")
     failed_seeds: list[int]
     bags: list[str]  # paths of the bags written
     seconds: float
     steps: int  # control steps simulated in the joint-space replays
-    # seed -> the expert's strategy, for multimodal tasks (scripted_expert.TASK_STRATEGIES)
+    # seed -> the expert's strategy, for multimodal tasks (scripted_expert.TASK_STRATEGIES);
+    # with strategy "both" every seed has all of them: see ``episodes``
     strategies: dict[int, str] = dataclasses.field(default_factory=dict)
+    strategy: str = "seeded"  # how the strategies were chosen (STRATEGY_CHOICES)
+    # every episode: {"seed", "strategy", "success", "bag" (path, or None when dropped)}
+    episodes: list[dict] = dataclasses.field(default_factory=list)
 
     @property
     def success_rate(self) -> float:
@@ -118,9 +129,28 @@ def _typestore():
     return get_typestore(Stores.ROS2_KILTED)
 
 
-def bag_name(task: str, seed: int) -> str:
-    """Directory name of the bag of one episode."""
-    return f"{task}_seed{seed:06d}"
+def bag_name(task: str, seed: int, strategy: str | None = None) -> str:
+    """Directory name of the bag of one episode; ``strategy``: one forced (not drawn) strategy."""
+    return f"{task}_seed{seed:06d}" + (f"_{strategy}" if strategy else "")
+
+
+def episode_strategies(task: str, strategy: str = "seeded") -> list[str | None]:
+    """The forced strategies of the episodes of one seed (None: drawn from the seed).
+
+    Raises ValueError for a strategy the task does not have (any but "seeded" for a task with
+    a single way).
+    """
+    if strategy not in STRATEGY_CHOICES:
+        raise ValueError(f"strategy={strategy!r}: must be one of {', '.join(STRATEGY_CHOICES)}")
+    if strategy == "seeded":
+        return [None]
+    available = TASK_STRATEGIES.get(task, ())
+    if strategy == "both" and available:
+        return list(available)
+    if strategy not in available:
+        raise ValueError(f"strategy={strategy!r}: {task} has "
+                         f"{', '.join(available) or 'one way only'} (use seeded)")
+    return [strategy]
 
 
 def write_demonstration_bag(demo: Demonstration, path: str | Path, *, storage: str = "sqlite3",
@@ -202,19 +232,26 @@ def record_demonstrations(task: str, seeds: Iterable[int], out_dir: str | Path,
                           image_size: int = 128, progress: bool = True, *,
                           keep_failed: bool = False, storage: str = "sqlite3",
                           overwrite: bool = False, camera: str = "top",
-                          episode_steps: int = 400) -> RecordingSummary:
-    """Script, replay and record one episode per seed; one bag per kept episode in ``out_dir``.
+                          episode_steps: int = 400, strategy: str = "seeded",
+                          ) -> RecordingSummary:
+    """Script, replay and record episodes per seed; one bag per kept episode in ``out_dir``.
 
-    Only episodes whose joint-space replay succeeds are written unless ``keep_failed``. An
-    existing bag of the same name raises :class:`FileExistsError` unless ``overwrite``.
+    ``strategy`` (:data:`STRATEGY_CHOICES`): "seeded" records one episode per seed with the
+    strategy its seed draws; a strategy name forces it; "both" records one episode per strategy
+    of the task. Only episodes whose joint-space replay succeeds are written unless
+    ``keep_failed``. An existing bag of the same name raises :class:`FileExistsError` unless
+    ``overwrite``.
     """
     if task not in TASKS:
         raise ValueError(f"task={task!r}: must be one of {', '.join(TASKS)}")
+    forced = episode_strategies(task, strategy)
     seeds = [int(s) for s in seeds]
+    episodes = [(seed, forced_strategy) for seed in seeds for forced_strategy in forced]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if not overwrite:
-        existing = [bag_name(task, s) for s in seeds if (out_dir / bag_name(task, s)).exists()]
+        existing = [bag_name(task, s, f) for s, f in episodes
+                    if (out_dir / bag_name(task, s, f)).exists()]
         if existing:
             raise FileExistsError(f"{out_dir} already has {existing[:3]}"
                                   f"{' ...' if len(existing) > 3 else ''} (use overwrite)")
@@ -222,27 +259,31 @@ def record_demonstrations(task: str, seeds: Iterable[int], out_dir: str | Path,
                                   episode_steps=episode_steps))
     expert = ScriptedExpert(task, episode_steps=episode_steps)
     summary = RecordingSummary(task=task, attempted=0, succeeded_seeds=[], failed_seeds=[],
-                               bags=[], seconds=0.0, steps=0)
+                               bags=[], seconds=0.0, steps=0, strategy=strategy)
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(seeds), desc=f"demos {task}", unit="ep", file=sys.stderr)
+        bar = tqdm(total=len(episodes), desc=f"demos {task}", unit="ep", file=sys.stderr)
     start = time.perf_counter()
     try:
-        for seed in seeds:
-            demo = expert.demonstrate(seed, sim)
+        for seed, forced_strategy in episodes:
+            demo = expert.replay(expert.plan(seed, forced_strategy), sim)
             summary.attempted += 1
             summary.steps += demo.num_steps
             (summary.succeeded_seeds if demo.success else summary.failed_seeds).append(seed)
-            if demo.strategy is not None:
+            if demo.strategy is not None and len(forced) == 1:
                 summary.strategies[seed] = demo.strategy
+            path = None
             if demo.success or keep_failed:
-                path = out_dir / bag_name(task, seed)
+                path = out_dir / bag_name(task, seed, forced_strategy)
                 if path.exists():
                     shutil.rmtree(path)
                 write_demonstration_bag(demo, path, storage=storage, camera_frame=camera)
                 summary.bags.append(str(path))
+            summary.episodes.append({"seed": seed, "strategy": demo.strategy,
+                                     "success": bool(demo.success),
+                                     "bag": None if path is None else str(path)})
             if bar is not None:
                 bar.set_postfix(ok=len(summary.succeeded_seeds), failed=len(summary.failed_seeds))
                 bar.update(1)
@@ -270,10 +311,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep-failed", action="store_true",
                         help="also write episodes whose replay did not succeed")
     parser.add_argument("--overwrite", action="store_true", help="replace existing bags")
+    parser.add_argument("--strategy", choices=STRATEGY_CHOICES, default="seeded",
+                        help="multimodal tasks (transfer_cube_obstacle): seeded (default) draws "
+                             "the expert's way from the seed, front / back forces one, both "
+                             "records every seed once per way (bags <name>_front, <name>_back)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     if args.episodes < 1:
         parser.error("--episodes must be >= 1")
+    try:
+        episode_strategies(args.task, args.strategy)
+    except ValueError as exc:
+        parser.error(f"--strategy: {exc}")
     seeds = range(args.seed_start, args.seed_start + args.episodes)
     if seeds[-1] >= EVAL_SEED_START:
         print(f"warning: seeds {seeds[0]}..{seeds[-1]} overlap the evaluation seeds "
@@ -281,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = record_demonstrations(
         args.task, seeds, args.out, args.image_size, progress=not args.no_progress,
         keep_failed=args.keep_failed, storage=args.storage, overwrite=args.overwrite,
-        camera=args.camera)
+        camera=args.camera, strategy=args.strategy)
     print(json.dumps(summary.to_dict(), indent=2))
     return 0 if summary.bags else 1
 

@@ -3,6 +3,7 @@
 """Scripted demonstrations written as rosbag2 that rosbags and ROS 2 read back."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -143,7 +144,6 @@ def test_existing_bags_are_not_overwritten_silently(tmp_path):
     assert len(again.bags) == 1
 
 
-
 def test_obstacle_demonstrations_name_their_strategy(tmp_path):
     # Seeds 0 and 4 draw different strategies; 60 steps suffice to record what was drawn.
     summary = record_demonstrations("transfer_cube_obstacle", [0, 4], tmp_path, progress=False,
@@ -158,3 +158,40 @@ def test_obstacle_demonstrations_name_their_strategy(tmp_path):
         assert json.loads(messages["/episode/status"][0][1].data)["strategy"] == drawn[seed]
         assert messages["/task"][0][1].data == TASK_DESCRIPTIONS["transfer_cube_obstacle"]
         assert {len(m.poses) for _, m, _ in messages["/object_poses"]} == {1}
+
+
+def test_strategy_both_records_each_seed_once_per_way_from_the_same_scene(tmp_path):
+    summary = record_demonstrations("transfer_cube_obstacle", [3], tmp_path, progress=False,
+                                    episode_steps=60, keep_failed=True, strategy="both")
+    assert summary.attempted == 2 and summary.strategy == "both"
+    assert [(e["seed"], e["strategy"]) for e in summary.episodes] == [(3, "front"), (3, "back")]
+    names = {Path(bag).name for bag in summary.bags}
+    assert names == {bag_name("transfer_cube_obstacle", 3, "front"),
+                     bag_name("transfer_cube_obstacle", 3, "back")}
+    assert bag_name("transfer_cube_obstacle", 3) not in names
+    recorded = {}
+    for way in ("front", "back"):
+        messages, _ = read_bag(tmp_path / bag_name("transfer_cube_obstacle", 3, way))
+        assert json.loads(messages["/episode/status"][0][1].data)["strategy"] == way
+        recorded[way] = (
+            np.array([m.position for _, m, _ in messages["/joint_states"]]),
+            np.array([[p.position.x, p.position.y, p.position.z] for _, m, _
+                      in messages["/object_poses"] for p in m.poses]),
+            np.array([m.points[0].positions for _, m, _ in messages["/joint_trajectory"]]),
+        )
+    (front_q, front_obj, front_cmd), (back_q, back_obj, back_cmd) = recorded.values()
+    # Same initial scene (state and object poses at step 0), two different plans from it.
+    np.testing.assert_array_equal(front_q[0], back_q[0])
+    np.testing.assert_array_equal(front_obj[0], back_obj[0])
+    assert np.abs(front_cmd[-1] - back_cmd[-1]).max() > 0.01
+
+
+def test_forced_strategies_need_a_task_that_has_them(tmp_path, capsys):
+    with pytest.raises(ValueError, match="one way only"):
+        record_demonstrations("transfer_cube", [0], tmp_path, progress=False, strategy="both")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--task", "insertion", "--strategy", "front", "--episodes", "1",
+              "--out", str(tmp_path), "--no-progress"])
+    assert exit_info.value.code == 2
+    assert "--strategy" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
