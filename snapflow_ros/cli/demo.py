@@ -5,15 +5,18 @@
 Stages, each a command a user could type (printed before it runs, its output kept in
 ``<out>/logs/``):
 
-1. ``demos``: scripted TransferCube (or Insertion) demonstrations recorded as rosbag2, in the
-   simulator environment (``python -m snapflow_ros.sim.demo_recording``, seeds from 0);
-   optionally a few more from held-out seeds (from 100000) for the offline evaluation;
+1. ``demos``: scripted demonstrations of the task (TransferCube, Insertion or the multimodal
+   TransferCube with a post) recorded as rosbag2, in the simulator environment (``python -m
+   snapflow_ros.sim.demo_recording``, seeds from 0); optionally a few more from held-out seeds
+   (from 100000) for the offline evaluation, each recorded once per way of a multimodal task
+   (``--strategy both``: two truths for the same scene);
 2. ``teacher``: flow-matching training of the compact policy (``snapflow train --stage
    teacher``);
 3. ``snapflow``: SnapFlow self-distillation of the teacher (``snapflow train --stage snapflow
    --init``);
 4. ``offline``: action MSE per step count on held-out episodes (``snapflow eval``): the teacher
-   run's validation split, or the held-out demonstrations;
+   run's validation split, or the held-out demonstrations; with ``offline_samples_per_frame``
+   K >= 2 also best-of-K MSE, the share of samples between modes and the mode coverage;
 5. ``closed_loop``: the policy node drives the simulated robot over ROS 2 on held-out seeds
    (``snapflow bench sim``): teacher at 10 steps, naive teacher at 1 step, SnapFlow at 1 step,
    and an ``n_act`` sweep;
@@ -21,8 +24,9 @@ Stages, each a command a user could type (printed before it runs, its output kep
 then the final tables are printed and written to ``<out>/summary.md``. A stage whose outputs
 exist is skipped, an interrupted training run is resumed, and the closed-loop stage keeps the
 configurations it finished, so rerunning the same command picks up where it stopped. Settings
-come from the ``snapflow_demo`` section of ``config/sim_demo.yaml`` (profiles ``quick`` and
-``full``); the output directory remembers them and refuses to mix runs of other settings.
+come from one profile of the ``snapflow_demo`` section of ``config/sim_demo.yaml``
+(``--profile NAME``; ``--quick`` and ``--full`` are shortcuts); the output directory remembers
+them and refuses to mix runs of other settings.
 
 This module imports neither torch nor rclpy: every stage runs in its own process.
 """
@@ -53,12 +57,13 @@ from snapflow_ros.config_fields import (
     param,
 )
 from snapflow_ros.config_loading import apply_overrides, read_yaml_mapping, yaml_section
+from snapflow_ros.sim.aloha_env import TASKS
+from snapflow_ros.sim.scripted_expert import TASK_STRATEGIES
 
 SECTION = "snapflow_demo"
-PROFILES = ("quick", "full")
+DEFAULT_PROFILE = "quick"
 DEMO_STAGES = ("demos", "teacher", "snapflow", "offline", "closed_loop")
 """The demo's stages, in the order they run."""
-TASKS = ("transfer_cube", "insertion")
 TRAIN_SEED_START = 0  # snapflow_ros.sim.demo_recording: training seeds
 EVAL_SEED_START = 100000  # held-out seeds (offline demos and closed-loop episodes)
 # What the sim robot publishes and the recorder writes (snapflow_ros.sim.demo_recording).
@@ -110,6 +115,10 @@ class SimDemoConfig:
                                            "evaluation.", low=1, high=100)
     offline_samples: int = param(200, "Held-out frames scored per checkpoint and step count.",
                                  low=1, high=100000)
+    offline_samples_per_frame: int = param(
+        1, "Noise samples per held-out frame (snapflow eval --samples-per-frame): K >= 2 adds "
+        "best-of-K MSE, the share between modes and mode coverage (K times the sampling).",
+        low=1, high=1000)
     eval_episodes: int = param(10, "Closed-loop episodes (held-out seeds) per main "
                                "configuration.", low=1, high=100000)
     teacher_eval_steps: int = param(10, "Sampler steps of the teacher in closed loop.",
@@ -164,10 +173,13 @@ def stage_commands(config: SimDemoConfig, out: Path, *, sim_python: str, python:
               "--out", str(out / "demos"), "--image-size", str(config.image_size),
               "--overwrite", "--no-progress"]]
     if config.heldout_demos:
+        # A multimodal task's held-out seeds are recorded once per way: frames with two truths.
+        strategy = ["--strategy", "both"] if config.task in TASK_STRATEGIES else []
         demos.append([sim_python, "-m", "snapflow_ros.sim.demo_recording", "--task",
                       config.task, "--episodes", str(config.heldout_demos), "--seed-start",
                       str(EVAL_SEED_START), "--out", str(out / "heldout_demos"),
-                      "--image-size", str(config.image_size), "--overwrite", "--no-progress"])
+                      "--image-size", str(config.image_size), *strategy, "--overwrite",
+                      "--no-progress"])
 
     def train(stage: str, steps: int, lr: float, extra: list[str]) -> list[str]:
         topics = [*BAG_TOPIC_FLAGS, *(("--environment-state-topics", OBJECT_POSES_TOPIC)
@@ -196,7 +208,9 @@ def stage_commands(config: SimDemoConfig, out: Path, *, sim_python: str, python:
     offline = [*cli, "eval", "--checkpoint", f"teacher={out / 'teacher'}",
                "--checkpoint", f"snapflow={out / 'snapflow'}",
                "--steps", ",".join(map(str, config.offline_steps)),
-               "--samples", str(config.offline_samples), "--device", config.device,
+               "--samples", str(config.offline_samples),
+               "--samples-per-frame", str(config.offline_samples_per_frame),
+               "--device", config.device,
                "--json", str(out / "offline_eval.json"), "--report", str(out / "offline_report"),
                "--no-progress"]
     if config.heldout_demos:
@@ -347,6 +361,11 @@ def check_settings(config: SimDemoConfig, out: Path, profile: str) -> None:
     current = {"profile": profile, **config_to_dict(config)}
     if path.is_file():
         previous = json.loads(path.read_text(encoding="utf-8"))
+        # A setting added since that run matches it at its default (the behaviour before).
+        defaults = config_to_dict(SimDemoConfig())
+        for key in set(current) - set(previous):
+            if key in defaults:
+                previous[key] = defaults[key]
         changed = sorted(k for k in set(previous) | set(current)
                          if previous.get(k) != current.get(k))
         if changed:
@@ -368,6 +387,24 @@ def _stage_env(stage: str, config: SimDemoConfig) -> dict[str, str]:
     return env
 
 
+def _distribution_note(result: dict) -> str:
+    """One line on the K-sample columns of an offline result; empty without them."""
+    from snapflow_ros.evaluation.report import has_distribution_metrics
+
+    if not has_distribution_metrics(result):
+        return ""
+    k = result.get("config", {}).get("samples_per_frame", "?")
+    note = (f"K = {k} noise samples per frame (best-of-K MSE: the closest of the K; between "
+            "modes / mode coverage: on frames with several recorded truths")
+    multi = result.get("multi_truth")
+    if not multi:
+        return note + ").\n"
+    counts = sorted({m["multi_truth_frames"] for entry in result.get("checkpoints", {}).values()
+                     for m in entry.get("results", {}).values()
+                     if m.get("multi_truth_frames") is not None})
+    return note + f": {', '.join(map(str, counts)) or 0} frames; see offline_report/).\n"
+
+
 def final_tables(out: Path) -> str:
     """Markdown of the offline and closed-loop results found in ``out``."""
     parts = []
@@ -375,8 +412,11 @@ def final_tables(out: Path) -> str:
     if offline.is_file():
         from snapflow_ros.evaluation.report import format_table as offline_table
 
-        parts += ["## Offline: action MSE on held-out episodes", "",
-                  offline_table(json.loads(offline.read_text(encoding="utf-8")))]
+        result = json.loads(offline.read_text(encoding="utf-8"))
+        parts += ["## Offline: action MSE on held-out episodes", "", offline_table(result)]
+        note = _distribution_note(result)
+        if note:
+            parts += ["", note]
     closed = out / "closed_loop.json"
     if closed.is_file():
         from snapflow_ros.evaluation.closed_loop import format_table as closed_loop_table
@@ -457,12 +497,16 @@ def add_arguments_demo(parser: argparse.ArgumentParser) -> None:
                         help="demo settings (section snapflow_demo) and the nodes' parameters "
                              "(default config/sim_demo.yaml)")
     profile = parser.add_mutually_exclusive_group()
+    profile.add_argument("--profile", metavar="NAME",
+                         help="a profile of the snapflow_demo section (default quick; "
+                              "config/sim_demo.yaml: quick, full, multimodal, insertion, "
+                              "image_only)")
     profile.add_argument("--quick", dest="profile", action="store_const", const="quick",
                          help="the quick profile (default): under 30 minutes on 2 CPU cores")
     profile.add_argument("--full", dest="profile", action="store_const", const="full",
                          help="the full profile: more demonstrations, longer training, more "
                               "evaluation episodes (hours on a CPU)")
-    parser.set_defaults(profile="quick")
+    parser.set_defaults(profile=DEFAULT_PROFILE)
     parser.add_argument("--out", metavar="DIR",
                         help="output directory (default outputs/sim_demo_<profile>)")
     parser.add_argument("--set", action="append", default=[], dest="overrides",
@@ -491,9 +535,10 @@ def run_demo(args: argparse.Namespace) -> int:
     out = Path(args.out or f"outputs/sim_demo_{args.profile}")
     if args.restart and out.exists():
         shutil.rmtree(out)
-    print(f"snapflow demo ({args.profile}): {config.demos} demonstrations, teacher "
-          f"{config.teacher_steps} steps, SnapFlow {config.snapflow_steps} steps, closed loop "
-          f"{config.eval_episodes} episodes per configuration; output in {out}", flush=True)
+    print(f"snapflow demo ({args.profile}): {config.task}, {config.demos} demonstrations, "
+          f"teacher {config.teacher_steps} steps, SnapFlow {config.snapflow_steps} steps, "
+          f"closed loop {config.eval_episodes} episodes per configuration; output in {out}",
+          flush=True)
     started = time.monotonic()
     try:
         timings = run_pipeline(config, out, profile=args.profile, sim_python=args.sim_python,

@@ -20,6 +20,7 @@ from snapflow_ros import cli
 from snapflow_ros.cli.demo import (
     DEMO_STAGES,
     SimDemoConfig,
+    final_tables,
     load_demo_config,
     run_command,
     run_pipeline,
@@ -39,16 +40,31 @@ def _yaml() -> dict:
 
 # ------------------------------------------------------------------------ settings file
 
-def test_both_profiles_load_and_set_every_field():
+def test_every_profile_loads_and_sets_every_field():
     profiles = _yaml()["snapflow_demo"]["ros__parameters"]
+    assert {"quick", "full", "multimodal", "insertion", "image_only"} <= set(profiles)
     fields = {f.name for f in dataclasses.fields(SimDemoConfig)}
-    for profile in ("quick", "full"):
+    for profile in profiles:
         assert set(profiles[profile]) == fields, profile
         config = load_demo_config(CONFIG, profile)
         assert config.policy["chunk_size"] == 50
     quick, full = load_demo_config(CONFIG, "quick"), load_demo_config(CONFIG, "full")
     assert full.demos > quick.demos and full.teacher_steps > quick.teacher_steps
     assert full.eval_episodes >= 50 > quick.eval_episodes
+
+
+def test_the_experiment_profiles_pick_their_task_inputs_and_offline_samples():
+    multimodal = load_demo_config(CONFIG, "multimodal")
+    assert (multimodal.task, multimodal.environment_state) == ("transfer_cube_obstacle", True)
+    assert multimodal.heldout_demos == 10 and multimodal.offline_samples_per_frame == 8
+    insertion = load_demo_config(CONFIG, "insertion")
+    assert (insertion.task, insertion.heldout_demos, insertion.teacher_steps) == (
+        "insertion", 0, 3000)
+    image_only = load_demo_config(CONFIG, "image_only")
+    assert (image_only.task, image_only.environment_state) == ("transfer_cube", False)
+    assert image_only.teacher_steps == 6000
+    for config in (multimodal, insertion, image_only):
+        assert config.eval_episodes == 20 and config.sweep_episodes == 0
 
 
 def test_every_quick_setting_is_documented_by_a_comment():
@@ -183,6 +199,95 @@ def test_stage_commands_chain_the_outputs_of_earlier_stages(tmp_path):
     assert _flag(held_out["demos"][1], "--seed-start") == "100000"
     assert "--all-episodes" in held_out["offline"][0]
     assert "--params-file" not in held_out["closed_loop"][0]
+    assert "--strategy" not in held_out["demos"][1]  # one way only: nothing to force
+    assert _flag(offline, "--samples-per-frame") == "1"
+
+
+def test_a_multimodal_task_records_its_held_out_seeds_both_ways(tmp_path):
+    config = dataclasses.replace(TINY, task="transfer_cube_obstacle", heldout_demos=2,
+                                 offline_samples_per_frame=8)
+    commands = stage_commands(config, tmp_path, sim_python="/s", python="/p", params_file=None)
+    train, held_out = commands["demos"]
+    assert "--strategy" not in train  # training: the way drawn from each seed
+    assert _flag(held_out, "--strategy") == "both"
+    assert _flag(held_out, "--task") == "transfer_cube_obstacle"
+    (offline,) = commands["offline"]
+    assert _flag(offline, "--samples-per-frame") == "8"
+    assert _flag(offline, "--bags") == str(tmp_path / "heldout_demos")
+    assert _flag(commands["closed_loop"][0], "--task") == "transfer_cube_obstacle"
+
+
+def _demo_cli(monkeypatch, tmp_path, *flags):
+    """Run ``snapflow demo`` with the pipeline replaced; returns (exit code, its arguments)."""
+    seen = {}
+
+    def fake_pipeline(config, out, *, profile, **kwargs):
+        seen.update(config=config, out=out, profile=profile)
+        out.mkdir(parents=True, exist_ok=True)
+        return {}
+
+    monkeypatch.setattr("snapflow_ros.cli.demo.run_pipeline", fake_pipeline)
+    monkeypatch.chdir(tmp_path)
+    code = cli.main(["demo", "--config", str(CONFIG), "--sim-python", sys.executable, *flags])
+    return code, seen
+
+
+def test_profile_selects_any_profile_and_names_the_output_after_it(monkeypatch, tmp_path):
+    code, seen = _demo_cli(monkeypatch, tmp_path, "--profile", "multimodal")
+    assert code == 0 and seen["profile"] == "multimodal"
+    assert seen["config"] == load_demo_config(CONFIG, "multimodal")
+    assert seen["out"] == Path("outputs/sim_demo_multimodal")
+    assert (tmp_path / "outputs" / "sim_demo_multimodal" / "summary.md").is_file()
+    code, seen = _demo_cli(monkeypatch, tmp_path, "--full")
+    assert code == 0 and seen["profile"] == "full"
+    code, seen = _demo_cli(monkeypatch, tmp_path)
+    assert code == 0 and seen["profile"] == "quick"
+    with pytest.raises(SystemExit):  # a shortcut and --profile together are ambiguous
+        cli.main(["demo", "--config", str(CONFIG), "--quick", "--profile", "insertion"])
+
+
+def test_an_unknown_profile_is_refused_with_the_profiles_there_are(monkeypatch, tmp_path,
+                                                                    capsys):
+    code, seen = _demo_cli(monkeypatch, tmp_path, "--profile", "multimodel")
+    assert code == 2 and not seen
+    error = capsys.readouterr().err
+    assert "no profile 'multimodel'" in error
+    assert all(name in error for name in ("quick", "full", "multimodal", "image_only"))
+
+
+def _offline_row(steps: int, mse: float, **extra) -> dict:
+    return {"steps": steps, "mode": "euler", "mse_mean": mse, "mse_median": mse,
+            "mse_p90": mse, "mse_p95": mse, "mse_std": 0.0, "cos_sim": 0.9, "num_samples": 4,
+            **extra}
+
+
+def test_final_tables_show_the_distribution_columns_only_when_sampled(tmp_path):
+    old = {"checkpoints": {"teacher": {"stage": "teacher",
+                                       "results": {"10": _offline_row(10, 0.02)}}}}
+    (tmp_path / "offline_eval.json").write_text(json.dumps(old))
+    table = final_tables(tmp_path)
+    assert "| 0.02000 |" in table and "best-of-K" not in table  # an older result still reads
+    sampled = {"config": {"samples_per_frame": 8},
+               "multi_truth": {"frames_with_matching_observation": 12},
+               "checkpoints": {"teacher": {"stage": "teacher", "results": {
+                   "10": _offline_row(10, 0.02, samples_per_frame=8, best_of_k_mse_mean=0.005,
+                                      between_modes_share=0.25, mode_coverage=0.5,
+                                      sample_spread=0.1, multi_truth_frames=6)}}}}
+    (tmp_path / "offline_eval.json").write_text(json.dumps(sampled))
+    table = final_tables(tmp_path)
+    assert "best-of-K MSE" in table and "| 25.0% | 50.0% |" in table
+    assert "K = 8 noise samples per frame" in table and ": 6 frames" in table
+
+
+def test_a_run_from_before_a_new_setting_continues_at_its_default(tmp_path):
+    _run(tmp_path, FakeStages(), stages=("demos",))
+    settings = json.loads((tmp_path / "demo_settings.json").read_text())
+    del settings["offline_samples_per_frame"]  # written before the setting existed
+    (tmp_path / "demo_settings.json").write_text(json.dumps(settings))
+    _run(tmp_path, FakeStages(), stages=("demos",))
+    with pytest.raises(ConfigError, match="offline_samples_per_frame"):
+        _run(tmp_path, FakeStages(), stages=("demos",),
+             config=dataclasses.replace(TINY, offline_samples_per_frame=4))
 
 
 def test_pipeline_runs_each_stage_once_and_skips_finished_ones(tmp_path):
