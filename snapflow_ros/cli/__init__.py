@@ -45,7 +45,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
              "recordings."),
     "bringup": ("snapflow_ros.nodes.bringup", "Start the policy node and configure / activate "
                 "it (for machines without `ros2 launch`)."),
-    "bench": ("snapflow_ros.cli.bench", "Benchmarks: `latency` and `sim` (closed loop)."),
+    "bench": ("snapflow_ros.cli.bench", "Benchmarks: `latency`, `sim` (closed loop) and `budget` "
+              "(closed loop per checkpoint)."),
     "demo": ("snapflow_ros.cli.demo", "The whole story on the simulated robot: demos, teacher, "
              "SnapFlow, evaluation."),
     "lifecycle": ("snapflow_ros.nodes.graph_cli", "Get or change a lifecycle node's state "

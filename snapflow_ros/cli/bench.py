@@ -39,6 +39,8 @@ BENCH_MODES: dict[str, tuple[str, str]] = {
     "sim": ("snapflow_ros.cli.bench", "Closed-loop success on the simulated robot "
             "over ROS 2: teacher, naive one-step, SnapFlow one-step, n_act sweep."),
     "latency": ("snapflow_ros.cli.bench_latency", "Policy latency per step count."),
+    "budget": ("snapflow_ros.cli.bench_budget", "Closed-loop success of every checkpoint of a "
+               "training run against its training time."),
 }
 DEFAULT_SWEEP = (1, 3, 5, 10, 20)
 
