@@ -51,6 +51,10 @@ def add_arguments_budget(parser: argparse.ArgumentParser) -> None:
                       help="SnapFlow training run directory (a curve at --snapflow-steps)")
     runs.add_argument("--snapflow-steps", type=_int_list, default=[1], metavar="1",
                       help="SnapFlow's sampler steps, one curve each (default 1; chained jumps)")
+    runs.add_argument("--snapflow-budget", choices=("own", "with-teacher"), default="own",
+                      help="SnapFlow's training time: its own (default) or with the teacher's "
+                           "time up to the checkpoint it was distilled from (its "
+                           "init_checkpoint, a checkpoint of --teacher)")
     runs.add_argument("--every-nth", type=int, default=1, metavar="N",
                       help="every N-th checkpoint, counted back from the newest (default 1)")
     runs.add_argument("--steps-list", type=_int_list, default=None, metavar="1000,2000",
@@ -102,13 +106,21 @@ def add_arguments_budget(parser: argparse.ArgumentParser) -> None:
 
 def budget_runs_from_args(args: argparse.Namespace) -> list:
     """The curves the flags ask for: the teacher at each step count, SnapFlow at each."""
-    from snapflow_ros.evaluation.training_budget import BudgetRun
+    from snapflow_ros.evaluation.training_budget import (
+        BudgetRun,
+        init_checkpoint_step,
+        training_seconds_at,
+    )
 
+    offset = 0.0
+    if args.snapflow and args.snapflow_budget == "with-teacher":
+        offset = training_seconds_at(args.teacher, init_checkpoint_step(args.snapflow),
+                                     args.train_world_size)
     runs = [BudgetRun(label=f"teacher@{steps}", run_dir=str(args.teacher), num_steps=steps,
                       sampler_mode="euler") for steps in args.teacher_steps]
     if args.snapflow:
         runs += [BudgetRun(label=f"snapflow@{steps}", run_dir=str(args.snapflow),
-                           num_steps=steps, sampler_mode="jump")
+                           num_steps=steps, sampler_mode="jump", offset_s=offset)
                  for steps in args.snapflow_steps]
     return runs
 

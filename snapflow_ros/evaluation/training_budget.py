@@ -57,6 +57,8 @@ class BudgetRun:
     num_steps: int = param(10, "Sampler steps per chunk.", low=1, high=100)
     sampler_mode: str = param("euler", "k-step integration: chained jumps or local Euler.",
                               choices=SAMPLER_MODES)
+    offset_s: float = param(0.0, "Training seconds spent before this run's step 0 (e.g. the "
+                            "teacher's, for a SnapFlow run), added to every point.", low=0.0)
 
     def __post_init__(self) -> None:
         check_config(self)
@@ -150,6 +152,31 @@ def read_job(run_dir: str | Path) -> dict:
         return {}
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     return data if isinstance(data, dict) else {}
+
+
+def init_checkpoint_step(run_dir: str | Path) -> int:
+    """The training step of the checkpoint a run started from (its job's ``init_checkpoint``).
+
+    A run directory there stands for the checkpoint its ``latest`` names now.
+    """
+    init = str((read_job(run_dir) or {}).get("init_checkpoint") or "")
+    if not init:
+        raise ConfigError(f"{run_dir}/{JOB_FILE} names no init_checkpoint to start from")
+    path = Path(init)
+    if not (path / "info.json").is_file() and (path / "latest").is_file():
+        path = path / (path / "latest").read_text(encoding="utf-8").strip()
+    try:
+        return int(json.loads((path / "info.json").read_text(encoding="utf-8"))["step"])
+    except (OSError, ValueError, KeyError) as exc:
+        raise ConfigError(f"{run_dir}: cannot read the step of its init_checkpoint {init} "
+                          f"({exc})") from None
+
+
+def training_seconds_at(run_dir: str | Path, step: int, world_size: int = 1) -> float:
+    """Training seconds run ``run_dir`` took to reach ``step`` (see :class:`TrainingClock`)."""
+    clock = TrainingClock.from_log(TrainingLog.read(run_dir),
+                                   global_batch_size(read_job(run_dir), world_size))
+    return clock.seconds_at(step)
 
 
 def global_batch_size(job: dict, world_size: int = 1) -> int:
@@ -247,7 +274,7 @@ def budget_curve(run: BudgetRun, checkpoints: list[tuple[int, Path]], cases: dic
         if entry is None:
             continue
         summary = entry["summary"]
-        seconds = clock.seconds_at(step)
+        seconds = run.offset_s + clock.seconds_at(step)
         process_hours = seconds / 3600.0 * world_size
         val = log.val_at(step)
         points.append({
@@ -265,6 +292,7 @@ def budget_curve(run: BudgetRun, checkpoints: list[tuple[int, Path]], cases: dic
     return {
         "label": run.label, "run_dir": str(run.run_dir), "num_steps": run.num_steps,
         "sampler_mode": run.sampler_mode, "time_source": clock.source,
+        "offset_s": run.offset_s,
         "global_batch": global_batch, "world_size": world_size, "train_device": device,
         "train_threads": train_threads or None, "points": points,
     }
@@ -330,9 +358,10 @@ def plot_success_vs_budget(budget: dict, path: Path, target: float | None = 0.5)
         rates = [100 * (p["success_rate"] or 0.0) for p in points]
         below = [max(0.0, r - 100 * p["success_ci95"][0]) for r, p in zip(rates, points)]
         above = [max(0.0, 100 * p["success_ci95"][1] - r) for r, p in zip(rates, points)]
+        offset = " + earlier training" if curve.get("offset_s") else ""
         axes.errorbar(xs, rates, yerr=[below, above], marker="o", capsize=4,
                       label=f"{curve['label']} ({curve['num_steps']} step(s), "
-                            f"{curve['sampler_mode']})")
+                            f"{curve['sampler_mode']}{offset})")
         if index > 0:
             for x, rate, point in zip(xs, rates, points):
                 axes.annotate(_step_label(point["step"]), (x, rate), fontsize=7,
@@ -377,6 +406,8 @@ def budget_report_markdown(result: dict, plot: str) -> str:
             f"{curve['sampler_mode']}; training time {curve['time_source']} (global batch "
             f"{curve['global_batch']}, {curve['world_size']} process(es), device "
             f"{curve['train_device'] or '?'})"
+            + (f"; {curve['offset_s'] / 60:.1f} min of earlier training (its teacher's) "
+               "included" if curve.get("offset_s") else "")
             + (f"; CPU-hours at the last point {cpu[-1]:.2f}" if cpu else ""))
     if any(c["time_source"] == TIME_FROM_SAMPLES_PER_S for c in budget["runs"]):
         lines += ["", "Estimated training time counts the optimiser steps (data loading "

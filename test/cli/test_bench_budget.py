@@ -58,6 +58,22 @@ def test_flags_give_one_curve_per_run_and_step_count():
     assert (defaults.every_nth, defaults.steps_list, defaults.target) == (1, None, 0.5)
 
 
+def test_with_teacher_adds_the_teacher_time_up_to_the_distilled_checkpoint(tmp_path):
+    teacher = _tiny_run(tmp_path / "teacher", steps=(100, 200))
+    info_path = teacher / "checkpoints" / "step_00000200" / "info.json"
+    info_path.write_text(json.dumps({**json.loads(info_path.read_text()), "step": 200}))
+    snap = _tiny_run(tmp_path / "snap", steps=(50,), stage="snapflow")
+    job = yaml.safe_load((snap / "train_job.yaml").read_text())
+    (snap / "train_job.yaml").write_text(yaml.safe_dump(
+        {**job, "init_checkpoint": str(info_path.parent)}))
+    flags = ["bench", "budget", "--teacher", str(teacher), "--snapflow", str(snap)]
+    own = budget_runs_from_args(build_parser().parse_args(flags))
+    both = budget_runs_from_args(build_parser().parse_args(
+        [*flags, "--snapflow-budget", "with-teacher"]))
+    assert [r.offset_s for r in own] == [0.0, 0.0]
+    assert [r.offset_s for r in both] == pytest.approx([0.0, 20.0])  # 200 steps at 0.1 s
+
+
 def test_bad_input_exits_2_naming_what_is_wrong(tmp_path, capsys):
     assert snapflow(["bench", "budget", "--teacher", str(tmp_path / "missing")]) == 2
     assert "--teacher" in capsys.readouterr().err

@@ -25,7 +25,9 @@ from snapflow_ros.evaluation.training_budget import (
     budget_cases,
     budget_result,
     format_budget_table,
+    init_checkpoint_step,
     run_checkpoints,
+    training_seconds_at,
     write_budget_report,
 )
 
@@ -179,3 +181,23 @@ def test_a_run_without_a_training_log_is_refused_with_its_name(tmp_path):
     run = BudgetRun(label="t", run_dir=str(tmp_path / "run"))
     with pytest.raises(ConfigError, match="no metrics.jsonl"):
         budget_result([run], {"t": run_checkpoints(run.run_dir)}, {"cases": {}})
+
+
+def test_a_snapflow_curve_can_carry_the_teacher_time_up_to_its_init_checkpoint(tmp_path):
+    teacher = _fake_run(tmp_path / "teacher")  # 0.1 s per step
+    (teacher / "checkpoints" / "step_00000300" / "info.json").write_text('{"step": 300}')
+    (teacher / "latest").write_text("checkpoints/step_00000300\n")
+    snap = _fake_run(tmp_path / "snap", steps=(50, 100), val_every=50, samples_per_s=40.0)
+    job = yaml.safe_load((snap / "train_job.yaml").read_text())
+    (snap / "train_job.yaml").write_text(yaml.safe_dump({**job, "init_checkpoint": str(teacher)}))
+    assert init_checkpoint_step(snap) == 300
+    offset = training_seconds_at(teacher, init_checkpoint_step(snap))
+    assert offset == pytest.approx(30.0)
+    run = BudgetRun(label="snapflow@1", run_dir=str(snap), num_steps=1, sampler_mode="jump",
+                    offset_s=offset)
+    checkpoints = {run.label: run_checkpoints(snap)}
+    cases = budget_cases([run], checkpoints, n_act=10)
+    curve = budget_result([run], checkpoints, _closed_loop(cases, {c.name: 1 for c in cases}))
+    assert [p["train_s"] for p in curve["runs"][0]["points"]] == pytest.approx([40.0, 50.0])
+    with pytest.raises(ConfigError, match="no init_checkpoint"):
+        init_checkpoint_step(teacher)
