@@ -368,12 +368,17 @@ def test_tiny_demo_runs_end_to_end_and_a_rerun_skips_every_stage(tmp_path, capsy
     sim_python = default_sim_python()
     if not Path(sim_python).exists():
         pytest.skip(f"needs the simulator environment ({sim_python}); `make setup-sim`")
-    settings = {"snapflow_demo": {"ros__parameters": {"quick": {
-        "demos": 2, "teacher_steps": 4, "snapflow_steps": 2, "batch_size": 4,
+    # The nodes' sections of the real file (the policy node subscribes to the object poses);
+    # the multimodal task, its held-out seed recorded both ways and scored with K = 2 samples.
+    settings = _yaml()
+    settings["snapflow_demo"] = {"ros__parameters": {"quick": {
+        "task": "transfer_cube_obstacle", "demos": 2, "heldout_demos": 1,
+        "teacher_steps": 4, "snapflow_steps": 2, "batch_size": 4,
         "val_fraction": 0.5, "train_threads": 1, "offline_steps": [1, 2],
-        "offline_samples": 8, "eval_episodes": 1, "sweep_episodes": 0, "episode_steps": 30,
+        "offline_samples": 8, "offline_samples_per_frame": 2, "eval_episodes": 1,
+        "sweep_episodes": 0, "episode_steps": 30,
         "n_act": 5, "policy": {"chunk_size": 10, "cnn_channels": [8, 16], "hidden_dim": 16,
-                               "num_layers": 1, "num_heads": 2, "num_keypoints": 4}}}}}
+                               "num_layers": 1, "num_heads": 2, "num_keypoints": 4}}}}
     config = tmp_path / "demo.yaml"
     config.write_text(yaml.safe_dump(settings))
     out = tmp_path / "out"
@@ -383,6 +388,10 @@ def test_tiny_demo_runs_end_to_end_and_a_rerun_skips_every_stage(tmp_path, capsy
     assert code == 0, output.out[-3000:] + output.err[-2000:]
     printed = output.out
     assert "Offline: action MSE" in printed and "Closed loop over ROS 2" in printed
+    assert sorted(p.name for p in (out / "heldout_demos").iterdir() if p.is_dir()) == [
+        "transfer_cube_obstacle_seed100000_back", "transfer_cube_obstacle_seed100000_front"]
+    offline = json.loads((out / "offline_eval.json").read_text())
+    assert offline["config"]["samples_per_frame"] == 2 and "best-of-K MSE" in printed
     closed_loop = json.loads((out / "closed_loop.json").read_text())
     assert closed_loop["complete"]
     assert list(closed_loop["cases"]) == ["teacher@10", "teacher@1", "snapflow@1"]
