@@ -283,6 +283,14 @@ def matching_episodes(episodes: Sequence[Episode], scored: Sequence[int],
     return matches
 
 
+def shared_observation_frames(episodes: Sequence[Episode], scored: Sequence[int],
+                              tolerance: float) -> list[tuple[int, int]]:
+    """Every ``(episode, frame)`` whose observation another scored episode has at that step."""
+    every = [(i, f) for i in scored for f in range(len(episodes[i]))]
+    return [frame for frame, others in zip(every, matching_episodes(episodes, scored, every,
+                                                                     tolerance)) if others]
+
+
 def distinct_truth_threshold(results: Mapping[str, dict], config: OfflineEvalConfig
                              ) -> tuple[float, str]:
     """The MSE above which two recorded chunks are different truths, and where it came from.
@@ -376,6 +384,13 @@ def evaluate_checkpoints(checkpoints: Mapping[str, str | Path] | Sequence[str | 
     frames_local = subsample_frames([len(episodes[i]) for i in scored], config.samples,
                                     config.seed)
     frames = [(scored[e], f) for e, f in frames_local]
+    if config.samples_per_frame > 1:
+        # Frames with several recorded truths are few (two strategies split within a few
+        # steps): score all of them, not only those the random draw happens to pick.
+        chosen = set(frames)
+        frames += [f for f in shared_observation_frames(episodes, scored,
+                                                        config.truth_match_tolerance)
+                   if f not in chosen]
 
     # Read every checkpoint's description and check it fits before spending time on any.
     infos = {name: read_checkpoint_info(path) for name, path in named.items()}

@@ -192,8 +192,9 @@ def test_snapflow_eval_reports_the_distribution_metrics(trained_runs, demo_bags,
     assert result["config"]["samples_per_frame"] == 3
     # The fixture bags are five recordings of one identical demonstration: every frame's
     # observation recurs in the other held-out episode, but with the same chunk, so no frame
-    # has a second truth.
-    assert result["multi_truth"]["frames_with_matching_observation"] == 12
+    # has a second truth. Frames with a matching observation are all scored, beyond the 12
+    # drawn.
+    assert result["multi_truth"]["frames_with_matching_observation"] > 12
     assert not result["multi_truth"]["environment_state_compared"]
     assert "matched on the joint state alone" in (out_report / "report.md").read_text()
     for entry in result["checkpoints"].values():
@@ -228,3 +229,16 @@ def test_a_trained_policy_on_frames_with_two_recorded_truths(trained_runs, demo_
             assert 0.0 <= metrics["between_modes_share"] <= 1.0
             assert 0.0 <= metrics["mode_coverage"] <= 1.0
             assert metrics["best_of_k_mse_mean"] <= metrics["mse_mean"]
+
+
+def test_every_frame_with_several_truths_is_scored_even_when_few_are_drawn(stub_checkpoints,
+                                                                          episodes):
+    # Two strategies split after two steps: only those frames have two truths, and a random
+    # draw of 3 frames out of 36 would rarely pick them.
+    split = [_episode("left", 1.0), _episode("right", -1.0), _episode("other", 1.0, 5.0)]
+    split[1].state[2:] += 0.2
+    out = evaluate_checkpoints(stub_checkpoints, split, progress=False, step_counts=(1,),
+                               **{**FAST, "samples": 3})
+    metrics = out["checkpoints"]["teacher"]["results"]["1"]
+    assert metrics["multi_truth_frames"] == 2 * 2
+    assert metrics["between_modes_share"] == 1.0
