@@ -386,11 +386,12 @@ def evaluate_checkpoints(checkpoints: Mapping[str, str | Path] | Sequence[str | 
     frames = [(scored[e], f) for e, f in frames_local]
     if config.samples_per_frame > 1:
         # Frames with several recorded truths are few (two strategies split within a few
-        # steps): score all of them, not only those the random draw happens to pick.
+        # steps): score them too (up to as many again), not only those the draw picks.
         chosen = set(frames)
-        frames += [f for f in shared_observation_frames(episodes, scored,
-                                                        config.truth_match_tolerance)
-                   if f not in chosen]
+        shared = [f for f in shared_observation_frames(episodes, scored,
+                                                       config.truth_match_tolerance)
+                  if f not in chosen]
+        frames += shared[:config.samples]
 
     # Read every checkpoint's description and check it fits before spending time on any.
     infos = {name: read_checkpoint_info(path) for name, path in named.items()}

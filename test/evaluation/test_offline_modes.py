@@ -234,11 +234,11 @@ def test_a_trained_policy_on_frames_with_two_recorded_truths(trained_runs, demo_
 def test_every_frame_with_several_truths_is_scored_even_when_few_are_drawn(stub_checkpoints,
                                                                           episodes):
     # Two strategies split after two steps: only those frames have two truths, and a random
-    # draw of 3 frames out of 36 would rarely pick them.
+    # draw of 4 frames out of 36 would rarely pick them.
     split = [_episode("left", 1.0), _episode("right", -1.0), _episode("other", 1.0, 5.0)]
     split[1].state[2:] += 0.2
     out = evaluate_checkpoints(stub_checkpoints, split, progress=False, step_counts=(1,),
-                               **{**FAST, "samples": 3})
+                               **{**FAST, "samples": 4})
     metrics = out["checkpoints"]["teacher"]["results"]["1"]
     assert metrics["multi_truth_frames"] == 2 * 2
     assert metrics["between_modes_share"] == 1.0
