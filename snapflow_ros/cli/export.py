@@ -163,7 +163,8 @@ def add_arguments_export(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``snapflow export FORMAT`` (``onnx``)."""
     formats = parser.add_subparsers(dest="export_format", metavar="FORMAT", required=True)
     onnx = formats.add_parser(
-        "onnx", help="a checkpoint as ONNX graphs (1-NFE chunk, k-step pieces) with a manifest",
+        "onnx", help="a checkpoint (compact, SmolVLA, PI0) as ONNX graphs (1-NFE chunk, k-step "
+                     "pieces) with a manifest",
         description="Export a checkpoint as ONNX graphs: the 1-NFE chunk (noise an input) and "
                     "the prefix / expert / actions pieces for k steps, with manifest.json. "
                     "ONNX Runtime is checked against PyTorch on the same inputs: a float32 error "
@@ -183,6 +184,9 @@ def add_arguments_export(parser: argparse.ArgumentParser) -> None:
                            "(default 1e-4)")
     onnx.add_argument("--check-steps", type=int, default=4, metavar="K",
                       help="sampler steps of the k-step round-trip check (default 4)")
+    onnx.add_argument("--task", default="", metavar="TEXT",
+                      help="VLAs (SmolVLA, PI0): the instruction baked into the graphs "
+                           "(default: the policy's default task)")
     onnx.add_argument("--overwrite", action="store_true", help="replace an existing --out")
 
 
@@ -200,7 +204,8 @@ def run_export(args: argparse.Namespace) -> int:
 
     config = config_from_dict(OnnxExportConfig, {
         "batch_size": args.batch, "opset": args.opset, "quantize": args.quantize,
-        "tolerance_of_range": args.tolerance, "check_steps": args.check_steps}, where="--")
+        "tolerance_of_range": args.tolerance, "check_steps": args.check_steps,
+        "task": args.task}, where="--")
     manifest = export_onnx(args.checkpoint, args.out, config, overwrite=args.overwrite)
     print(format_round_trip(manifest))
     print(f"wrote {args.out} ({', '.join(sorted(manifest['graphs']))} graphs"

@@ -4,7 +4,9 @@
 
 The graphs are traced through the policy's own public calls (``encode``, ``velocity``,
 ``to_robot_actions``), so whatever the policy reads (cameras, state, environment state) and its
-normalisation end up in the graphs; nothing of the model is written twice:
+normalisation end up in the graphs; nothing of the model is written twice. A VLA's (SmolVLA,
+PI0) preprocessor runs inside the trace too: its prompt, one task per export, becomes constant
+tokens, and its KV cache the context tensors of the k-step pieces:
 
 - ``one_step``: observation + noise -> ``noise - F(noise, s=0, t=1)`` in robot units (SnapFlow's
   1-NFE chunk, one call);
@@ -47,8 +49,11 @@ from snapflow_ros.export.manifest import (
 )
 from snapflow_ros.policies.base import FlowMatchingPolicy
 
-SUPPORTED_POLICY_TYPES = ("compact",)
-"""Policies whose whole inference path is tensors (a VLA's tokeniser is not yet in a graph)."""
+SUPPORTED_POLICY_TYPES = ("compact", "smolvla", "pi0")
+"""Policies whose inference path traces into graphs. PI05 is not among them: it writes the state
+into its prompt as text, so its tokens depend on the state and cannot be graph constants."""
+PROMPT_POLICY_TYPES = ("smolvla", "pi0", "pi05")
+"""Policies with a language prompt: its tokens are traced as constants (one task per export)."""
 QUANTIZE_METHODS = ("none", "dynamic")
 GRAPH_FILES = {role: f"{role}.onnx" for role in GRAPH_ROLES}
 
@@ -70,6 +75,9 @@ class OnnxExportConfig:
     check_batch: int = param(2, "Rows of the round-trip check (dynamic batch only).",
                              low=1, high=64)
     seed: int = param(0, "Seed of the round-trip check's random inputs and noise.", low=0)
+    task: str = param("", "VLAs: the instruction baked into the graphs (its prompt tokens "
+                      "become constants; runners refuse another); empty: the policy's default "
+                      "task. The compact policy reads none.")
 
     def __post_init__(self) -> None:
         check_config(self)
@@ -78,9 +86,10 @@ class OnnxExportConfig:
 class _ObservationGraph(nn.Module):
     """Base of the exported wrappers: positional graph inputs -> the policy's batch dict."""
 
-    def __init__(self, policy: FlowMatchingPolicy) -> None:
+    def __init__(self, policy: FlowMatchingPolicy, task: str | None) -> None:
         super().__init__()
         self.policy = policy
+        self.task = task
         self.camera_keys = tuple(policy.robot.camera_keys)
         self.has_environment = bool(policy.robot.environment_state_names)
 
@@ -93,6 +102,9 @@ class _ObservationGraph(nn.Module):
                  "state": observation[cameras]}
         if self.has_environment:
             batch["environment_state"] = observation[cameras + 1]
+        if self.task is not None:
+            # Python strings, so the tokeniser runs while tracing: its tokens are constants.
+            batch["task"] = [self.task] * int(observation[cameras].shape[0])
         return batch
 
 
@@ -196,13 +208,23 @@ def random_observation(policy: FlowMatchingPolicy, rows: int,
     return feeds
 
 
-def _torch_batch(policy: FlowMatchingPolicy, feeds: dict[str, np.ndarray]) -> dict:
+def _torch_batch(policy: FlowMatchingPolicy, feeds: dict[str, np.ndarray],
+                 task: str | None) -> dict:
     batch = {"images": {key: torch.from_numpy(feeds[image_input_name(key)])
                         for key in policy.robot.camera_keys},
              "state": torch.from_numpy(feeds["state"])}
     if "environment_state" in feeds:
         batch["environment_state"] = torch.from_numpy(feeds["environment_state"])
+    if task is not None:
+        batch["task"] = [task] * len(feeds["state"])
     return batch
+
+
+def graph_task(policy: FlowMatchingPolicy, config: OnnxExportConfig) -> str | None:
+    """The prompt traced into a VLA's graphs (``config.task`` or its default), None for none."""
+    if policy.policy_type not in PROMPT_POLICY_TYPES:
+        return None
+    return config.task or str(getattr(getattr(policy, "config", None), "default_task", ""))
 
 
 def _export_graph(module: nn.Module, args: tuple, path: Path, input_names: list[str],
@@ -238,7 +260,7 @@ def _round_trip(folder: Path, manifest: dict, policy: FlowMatchingPolicy, precis
     noise = rng.standard_normal((rows, policy.chunk_size, policy.action_dim), dtype=np.float32)
     graphs = OnnxGraphs(folder, manifest, precision=precision, intra_op_threads=0)
     scale = action_range(policy)
-    batch = _torch_batch(policy, feeds)
+    batch = _torch_batch(policy, feeds, manifest["task"])
     results = {}
     for label, steps, mode in (("one_step", 1, "jump"), (f"jump_{config.check_steps}_steps",
                                 config.check_steps, "jump"),
@@ -334,8 +356,10 @@ def export_policy_onnx(policy: FlowMatchingPolicy, out: str | Path, config: Onnx
         raise ConfigError(f"{out} exists: choose another --out or pass --overwrite")
     where = source["path"] if source else "policy"
     if policy.policy_type not in SUPPORTED_POLICY_TYPES:
+        why = (" (PI05 writes the state into its prompt as text: not traceable as a graph)"
+               if policy.policy_type == "pi05" else "")
         raise ConfigError(f"{where}: ONNX export supports {', '.join(SUPPORTED_POLICY_TYPES)} "
-                          f"policies; this one is {policy.policy_type!r}")
+                          f"policies; this one is {policy.policy_type!r}{why}")
     names = [image_input_name(key) for key in policy.robot.camera_keys]
     if len(set(names)) != len(names):
         raise ConfigError(f"camera keys {list(policy.robot.camera_keys)} give the same graph "
@@ -345,14 +369,20 @@ def export_policy_onnx(policy: FlowMatchingPolicy, out: str | Path, config: Onnx
     policy = policy.eval()
     batch: str | int = BATCH_DIM if config.batch_size == 0 else config.batch_size
     rows = config.check_batch if batch == BATCH_DIM else int(batch)
-    example = random_observation(policy, rows, np.random.default_rng(config.seed))
+    task = graph_task(policy, config)
+    if task is not None and batch == BATCH_DIM:
+        raise ConfigError(f"{where}: a {policy.policy_type} prompt is tokenised while tracing, "
+                          "for a fixed number of rows: export it with --batch N")
+    # Traced on other inputs than the check's: anything the trace froze into a constant that
+    # should have followed the inputs shows up as a round-trip error.
+    example = random_observation(policy, rows, np.random.default_rng(config.seed + 1))
     observation = tuple(torch.from_numpy(value) for value in example.values())
     horizon, width = policy.chunk_size, policy.action_dim
     noise = torch.zeros(rows, horizon, width)
     observation_specs = _observation_specs(policy, batch)
     with torch.no_grad():
         context_leaves, context_spec = _pytree.tree_flatten(
-            policy.encode(_torch_batch(policy, example)))
+            policy.encode(_torch_batch(policy, example, task)))
     context_specs = [tensor_spec(f"context_{i}", "context", [batch, *leaf.shape[1:]],
                                  str(leaf.dtype).removeprefix("torch."))
                      for i, leaf in enumerate(context_leaves)]
@@ -363,10 +393,10 @@ def export_policy_onnx(policy: FlowMatchingPolicy, out: str | Path, config: Onnx
     actions_spec = tensor_spec("actions", "actions", [batch, horizon, len(action_names)],
                                "float32", names=action_names)
     graphs = {
-        "one_step": (OneStepGraph(policy), (*observation, noise),
+        "one_step": (OneStepGraph(policy, task), (*observation, noise),
                      [*observation_specs, tensor_spec("noise", "noise", chunk_spec, "float32")],
                      [actions_spec]),
-        "prefix": (PrefixGraph(policy), observation, observation_specs, context_specs),
+        "prefix": (PrefixGraph(policy, task), observation, observation_specs, context_specs),
         "expert": (ExpertGraph(policy, context_spec),
                    (noise, torch.zeros(rows), torch.ones(rows), *context_leaves),
                    [tensor_spec("x", "chunk", chunk_spec, "float32"), *time_specs,
@@ -394,7 +424,7 @@ def export_policy_onnx(policy: FlowMatchingPolicy, out: str | Path, config: Onnx
             "robot": config_to_dict(policy.robot), "chunk_size": int(horizon),
             "action_dim": int(width), "opset": config.opset, "batch": batch,
             "normalization": stats.to_dict() if stats is not None else None,
-            "normalization_in_graph": True,
+            "normalization_in_graph": True, "task": task,
             "source_checkpoint": source,
             "export": config_to_dict(config), "versions": _versions(),
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

@@ -263,6 +263,12 @@ class OnnxPolicyRunner:
         ``environment_state`` ``(1, E)`` float32 when the export reads one.
         """
         robot = self.robot
+        task = self.manifest.get("task")
+        asked = str(getattr(observation, "task", "") or "")
+        if task is not None and asked and asked != task:
+            # The prompt's tokens are constants of the graphs: another one needs another export.
+            raise ValueError(f"the export was made for the task {task!r}, the observation asks "
+                             f"for {asked!r}: export again with --task")
         feeds = {}
         for key in robot.camera_keys:
             if key not in observation.images:
@@ -291,8 +297,9 @@ class OnnxPolicyRunner:
               *, generator: np.random.Generator | None = None) -> InferenceResult:
         """Predict one chunk ``(H, A)`` for ``observation`` with ``num_steps`` sampler steps.
 
-        ``observation`` has ``images``, ``state`` and ``task`` (unused: the compact policy has no
-        prompt) as :class:`~snapflow_ros.runtime.observation_buffer.Observation` has.
+        ``observation`` has ``images``, ``state`` and ``task`` as
+        :class:`~snapflow_ros.runtime.observation_buffer.Observation` has. A VLA export's prompt
+        is part of its graphs: an observation asking for another task raises ``ValueError``.
         """
         with self._lock:
             if self._graphs is None:
