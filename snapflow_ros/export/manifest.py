@@ -8,6 +8,7 @@ An export folder is self-contained::
                            opset, source checkpoint hash, every graph's inputs / outputs, the
                            round-trip errors measured at export time
     one_step.onnx          1-NFE chunk: images, state (, environment_state), noise -> actions
+                           (each graph may keep its weights beside it in <graph>.onnx.data)
     prefix.onnx            observation -> context tensors (run once per chunk)
     expert.onnx            x, s, t, context -> average velocity F (run once per step)
     actions.onnx           normalised chunk -> robot units
@@ -109,6 +110,15 @@ def read_manifest(folder: str | Path, *, verify_hashes: bool = True) -> dict:
             if verify_hashes and file_sha256(graph) != entry["sha256"]:
                 raise ExportFolderError(f"{graph}: contents differ from the manifest's sha256 "
                                         "(changed or truncated after export)")
+            if "data_file" in entry:
+                # Gigabytes: the size is checked on every load, the recorded sha256 on request.
+                data = folder / entry["data_file"]
+                size = data.stat().st_size if data.is_file() else None
+                if size != entry["data_bytes"]:
+                    raise ExportFolderError(
+                        f"{data}: external weights of {graph.name} "
+                        + ("missing" if size is None else
+                           f"have {size} bytes, the export wrote {entry['data_bytes']}"))
     check = manifest["round_trip"].get("float32", {})
     if not check.get("passed", False):
         raise ExportFolderError(

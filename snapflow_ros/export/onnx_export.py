@@ -75,6 +75,10 @@ class OnnxExportConfig:
     check_batch: int = param(2, "Rows of the round-trip check (dynamic batch only).",
                              low=1, high=64)
     seed: int = param(0, "Seed of the round-trip check's random inputs and noise.", low=0)
+    external_data: str = param(
+        "auto", "Weights in a <graph>.onnx.data file beside each graph: auto (when they exceed "
+        "1.5 GiB: protobuf caps a graph file at 2 GB), always or never.",
+        choices=("auto", "always", "never"))
     task: str = param("", "VLAs: the instruction baked into the graphs (its prompt tokens "
                       "become constants; runners refuse another); empty: the policy's default "
                       "task. The compact policy reads none.")
@@ -228,7 +232,8 @@ def graph_task(policy: FlowMatchingPolicy, config: OnnxExportConfig) -> str | No
 
 
 def _export_graph(module: nn.Module, args: tuple, path: Path, input_names: list[str],
-                  output_names: list[str], batch: str | int, opset: int) -> None:
+                  output_names: list[str], batch: str | int, opset: int,
+                  external_data: bool) -> None:
     dynamic_shapes = None
     if batch == BATCH_DIM:
         rows = torch.export.Dim("batch", min=1, max=4096)
@@ -239,7 +244,8 @@ def _export_graph(module: nn.Module, args: tuple, path: Path, input_names: list[
         warnings.simplefilter("ignore")
         torch.onnx.export(module, args, str(path), input_names=input_names,
                           output_names=output_names, dynamo=True, opset_version=opset,
-                          dynamic_shapes=dynamic_shapes, external_data=False, verbose=False)
+                          dynamic_shapes=dynamic_shapes, external_data=external_data,
+                          verbose=False)
 
 
 def _errors(actual: np.ndarray, expected: np.ndarray, scale: np.ndarray) -> dict:
@@ -282,22 +288,40 @@ def _round_trip(folder: Path, manifest: dict, policy: FlowMatchingPolicy, precis
                            and all(entry["finite"] for entry in results.values()))}
 
 
-def _quantize(folder: Path, role: str) -> Path:
+def _quantize(folder: Path, role: str, external_data: bool) -> Path:
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     source = folder / GRAPH_FILES[role]
     target = folder / f"{role}.int8.onnx"
-    # Shape inference and graph fusions first, as ONNX Runtime's quantisation guide asks.
+    before = set(folder.iterdir())
+    # MatMul / Gemm only: int8 convolutions (ConvInteger) ran slower than float32 on CPUs.
+    options = dict(op_types_to_quantize=["MatMul", "Gemm"], weight_type=QuantType.QInt8,
+                   per_channel=True, use_external_data_format=external_data)
     prepared = folder / f".{role}.prepared.onnx"
     try:
-        quant_pre_process(str(source), str(prepared))
-        # MatMul / Gemm only: int8 convolutions (ConvInteger) ran slower than float32 on CPUs.
-        quantize_dynamic(str(prepared), str(target), op_types_to_quantize=["MatMul", "Gemm"],
-                         weight_type=QuantType.QInt8, per_channel=True)
+        if external_data:
+            # The pre-processing pass names external weight files after their tensors.
+            quantize_dynamic(str(source), str(target), **options)
+        else:
+            # Shape inference and graph fusions first, as ONNX Runtime's quantisation guide asks.
+            quant_pre_process(str(source), str(prepared))
+            quantize_dynamic(str(prepared), str(target), **options)
     finally:
-        prepared.unlink(missing_ok=True)
+        keep = {target, target.with_name(f"{target.name}.data")}
+        for leftover in set(folder.iterdir()) - before - keep:
+            leftover.unlink(missing_ok=True)
     return target
+
+
+def _file_entry(path: Path) -> dict:
+    """A graph file's manifest entry: name and hash, and its external weights file if any."""
+    entry = {"file": path.name, "sha256": file_sha256(path)}
+    data = path.with_name(f"{path.name}.data")
+    if data.is_file():
+        entry.update(data_file=data.name, data_bytes=data.stat().st_size,
+                     data_sha256=file_sha256(data))
+    return entry
 
 
 def _checkpoint_record(checkpoint: Path) -> dict:
@@ -405,6 +429,10 @@ def export_policy_onnx(policy: FlowMatchingPolicy, out: str | Path, config: Onnx
         "actions": (ActionsGraph(policy), (noise,),
                     [tensor_spec("x", "chunk", chunk_spec, "float32")], [actions_spec]),
     }
+    weight_bytes = sum(t.numel() * t.element_size()
+                       for t in (*policy.parameters(), *policy.buffers()))
+    external = config.external_data == "always" or (
+        config.external_data == "auto" and weight_bytes > 1.5 * 2**30)
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".tmp-{out.name}-", dir=out.parent))
     try:
@@ -413,10 +441,9 @@ def export_policy_onnx(policy: FlowMatchingPolicy, out: str | Path, config: Onnx
             log(f"exporting {role} graph")
             _export_graph(module.eval(), args, work / GRAPH_FILES[role],
                           [spec["name"] for spec in inputs], [spec["name"] for spec in outputs],
-                          batch, config.opset)
+                          batch, config.opset, external)
             manifest_graphs[role] = {"inputs": inputs, "outputs": outputs, "files": {
-                "float32": {"file": GRAPH_FILES[role],
-                            "sha256": file_sha256(work / GRAPH_FILES[role])}}}
+                "float32": _file_entry(work / GRAPH_FILES[role])}}
         stats = policy.normalization_stats()
         manifest = {
             "format": FORMAT, "format_version": FORMAT_VERSION,
@@ -437,10 +464,9 @@ def export_policy_onnx(policy: FlowMatchingPolicy, out: str | Path, config: Onnx
         if config.quantize == "dynamic":
             log("quantising (dynamic int8)")
             for role in GRAPH_ROLES:
-                target = _quantize(work, role)
-                manifest_graphs[role]["files"]["int8"] = {
-                    "file": target.name, "sha256": file_sha256(target),
-                    "method": "dynamic", "op_types": ["MatMul", "Gemm"]}
+                target = _quantize(work, role, external)
+                manifest_graphs[role]["files"]["int8"] = dict(
+                    _file_entry(target), method="dynamic", op_types=["MatMul", "Gemm"])
             manifest["round_trip"]["int8"] = _round_trip(work, manifest, policy, "int8",
                                                          config, rows)
         write_manifest(work, manifest)

@@ -132,3 +132,27 @@ def test_bad_input_exits_2_naming_it_and_writes_nothing(exported, tmp_path, caps
     assert "--overwrite" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli.main(["export", "onnx", "--checkpoint", "x", "--out", "y", "--batch", "0"])
+
+
+def test_weights_can_live_beside_the_graphs_as_external_data(random_checkpoint, tmp_path,
+                                                             reference_policy):
+    from snapflow_ros.export.onnx_export import OnnxExportConfig, export_onnx
+
+    out = tmp_path / "external"
+    manifest = export_onnx(random_checkpoint, out, OnnxExportConfig(
+        external_data="always", quantize="dynamic", batch_size=2), log=lambda line: None)
+    entry = manifest["graphs"]["expert"]["files"]
+    assert (out / entry["float32"]["data_file"]).stat().st_size == entry["float32"]["data_bytes"]
+    assert "data_file" in entry["int8"]
+    assert manifest["round_trip"]["float32"]["passed"]
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith("expert")) == [
+        "expert.int8.onnx", "expert.int8.onnx.data", "expert.onnx", "expert.onnx.data"]
+    feeds, noise, batch = _inputs(reference_policy, 2, 41)
+    graphs = OnnxGraphs(out, read_manifest(out))
+    np.testing.assert_allclose(graphs.predict(feeds, noise, 4),
+                               _torch_chunk(reference_policy, batch, noise, 4, "jump"),
+                               rtol=0, atol=1e-5)
+    data = out / entry["float32"]["data_file"]
+    data.write_bytes(data.read_bytes()[:-8])
+    with pytest.raises(ExportFolderError, match="expert.onnx.data: external weights"):
+        read_manifest(out)
