@@ -184,6 +184,8 @@ def add_arguments_export(parser: argparse.ArgumentParser) -> None:
                            "(default 1e-4)")
     onnx.add_argument("--check-steps", type=int, default=4, metavar="K",
                       help="sampler steps of the k-step round-trip check (default 4)")
+    onnx.add_argument("--external-data", choices=("auto", "always", "never"), default="auto",
+                      help="weights in <graph>.onnx.data beside each graph (auto: above 1.5 GiB)")
     onnx.add_argument("--task", default="", metavar="TEXT",
                       help="VLAs (SmolVLA, PI0): the instruction baked into the graphs "
                            "(default: the policy's default task)")
@@ -205,7 +207,7 @@ def run_export(args: argparse.Namespace) -> int:
     config = config_from_dict(OnnxExportConfig, {
         "batch_size": args.batch, "opset": args.opset, "quantize": args.quantize,
         "tolerance_of_range": args.tolerance, "check_steps": args.check_steps,
-        "task": args.task}, where="--")
+        "task": args.task, "external_data": args.external_data}, where="--")
     manifest = export_onnx(args.checkpoint, args.out, config, overwrite=args.overwrite)
     print(format_round_trip(manifest))
     print(f"wrote {args.out} ({', '.join(sorted(manifest['graphs']))} graphs"
