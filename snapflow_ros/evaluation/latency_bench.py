@@ -51,6 +51,7 @@ import numpy as np
 from snapflow_ros.config_fields import ConfigError, check_config, config_to_dict, param
 from snapflow_ros.evaluation.latency_stages import (
     PATHS,
+    PROMPT,
     InferenceStages,
     OnnxInferenceStages,
     SyntheticFrames,
@@ -292,8 +293,9 @@ def _onnx_folder(policy: Any, workdir: Path, made: dict[str, Path],
 
         int8 = any(v.backend == "onnxruntime" and v.precision == "int8" for v in variants)
         started = time.perf_counter()
+        # A VLA's prompt is traced into its graphs: the benchmark's own.
         export_policy_onnx(policy, workdir / "onnx", OnnxExportConfig(
-            quantize="dynamic" if int8 else "none"), log=lambda line: None)
+            quantize="dynamic" if int8 else "none", task=PROMPT), log=lambda line: None)
         made["folder"] = workdir / "onnx"
         log(f"exported to ONNX in {time.perf_counter() - started:.1f} s")
     return made["folder"]
