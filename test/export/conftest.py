@@ -11,9 +11,6 @@ from pathlib import Path
 import pytest
 from onnx_fixtures import write_random_checkpoint
 
-pytest.importorskip("onnxruntime")
-pytest.importorskip("onnxscript")
-
 
 @pytest.fixture(scope="session")
 def random_checkpoint(tmp_path_factory) -> Path:

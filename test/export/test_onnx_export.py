@@ -19,6 +19,9 @@ from snapflow_ros.export.onnx_runner import OnnxGraphs
 from snapflow_ros.snapflow.sampler import predict_action_chunk
 
 pytestmark = pytest.mark.slow
+# The onnx extra (setup.py): without it there is nothing to test here.
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
 
 
 def _inputs(policy, rows: int, seed: int):

@@ -15,6 +15,7 @@ import torch
 
 pytest.importorskip("lerobot")
 pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
 from vla_fixtures import ROBOT, build_vla, write_backbones  # noqa: E402
 
 from snapflow_ros.config_fields import ConfigError  # noqa: E402

@@ -22,6 +22,9 @@ from snapflow_ros.runtime.policy_runner import RUNNER_TIMING_STAGES, policy_batc
 from snapflow_ros.snapflow.sampler import predict_action_chunk
 
 pytestmark = pytest.mark.slow
+# The onnx extra (setup.py): without it there is nothing to test here.
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
 
 # Camera images at another size than the export's: the runner resizes them as PolicyRunner does.
 OBSERVATION_CODE = textwrap.dedent("""
