@@ -40,6 +40,7 @@ import dataclasses
 import datetime
 import os
 import platform
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -430,6 +431,8 @@ def run_latency_benchmark(config: LatencyBenchConfig, variants: Sequence[BenchVa
         if publisher is not None:
             publisher.close()
         torch.set_num_threads(default_threads)
+        for folder in onnx_folders.values():
+            shutil.rmtree(folder, ignore_errors=True)  # a VLA's graphs take gigabytes
     report["machine"] = _machine(device)
     first = report["variants"][variants[0].name]
     report["results"] = first.get("results", {})
