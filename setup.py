@@ -31,6 +31,7 @@ EXTRAS_REQUIRE = {
         "ros-rclpy",
         "ros-rmw-fastrtps-cpp",
         "ros-sensor-msgs",
+        "ros-geometry-msgs",
         "ros-trajectory-msgs",
         "ros-lifecycle-msgs",
         "ros-diagnostic-msgs",
