@@ -80,7 +80,8 @@ def add_arguments_latency(parser: argparse.ArgumentParser) -> None:
                             "(keys: path=fast|sampler|naive, threads, frame_prep, steps=1+10 "
                             "and the speed options; backend=onnxruntime runs the model exported "
                             "to ONNX, e.g. ort:backend=onnxruntime,threads=1, with "
-                            "precision=float32|int8)")
+                            "precision=float32|int8 and providers=cuda, tensorrt+cuda ... "
+                            "(default: --device))")
     out = parser.add_argument_group("output")
     out.add_argument("--json", type=Path, default=None, help="write the report as JSON here")
     out.add_argument("--markdown", type=Path, default=None, help="write the table here")

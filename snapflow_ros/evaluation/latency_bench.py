@@ -127,6 +127,7 @@ class BenchVariant:
     steps: tuple[int, ...] | None = None
     backend: str = "torch"
     precision: str = "float32"
+    providers: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -136,9 +137,11 @@ class BenchVariant:
                               f"{', '.join(ONNX_PRECISIONS)}")
         if self.backend == "onnxruntime" and (self.options or self.path != "fast"):
             raise ConfigError(f"variant {self.name}: path and speed options are torch options; "
-                              "backend=onnxruntime takes threads, precision, frame_prep, steps")
-        if self.backend == "torch" and self.precision != "float32":
-            raise ConfigError(f"variant {self.name}: precision is an onnxruntime option")
+                              "backend=onnxruntime takes threads, precision, providers, "
+                              "frame_prep, steps")
+        if self.backend == "torch" and (self.precision != "float32" or self.providers):
+            raise ConfigError(f"variant {self.name}: precision and providers are onnxruntime "
+                              "options")
         if self.steps is not None and (not self.steps or min(self.steps) < 1):
             raise ConfigError(f"variant {self.name}: steps must be integers >= 1")
         if self.path not in PATHS:
@@ -161,10 +164,11 @@ def parse_variant(text: str) -> BenchVariant:
 
     Keys: ``path`` (fast / sampler / naive), ``threads``, ``frame_prep``, ``steps`` (step
     counts joined by ``+``), ``backend`` (torch / onnxruntime), ``precision`` (onnxruntime:
-    float32 / int8) and any field of
+    float32 / int8), ``providers`` (onnxruntime: execution providers joined by ``+`` in
+    priority order, e.g. ``tensorrt+cuda``; default: the ``device``) and any field of
     :class:`~snapflow_ros.runtime.fast_inference.FastInferenceConfig`, e.g.
     ``graph_bf16:accelerate=cuda_graph,dtype=bfloat16,steps=1+10`` or
-    ``ort:backend=onnxruntime,threads=1``.
+    ``ort:backend=onnxruntime,threads=1`` or ``ort_cuda:backend=onnxruntime,providers=cuda``.
     """
     name, _, spec = text.partition(":")
     if not name.strip():
@@ -181,6 +185,7 @@ def parse_variant(text: str) -> BenchVariant:
     steps_text = fields.pop("steps", None)
     backend = fields.pop("backend", "torch")
     precision = fields.pop("precision", "float32")
+    providers = tuple(filter(None, fields.pop("providers", "").split("+")))
     options: dict[str, Any] = {}
     for key, value in fields.items():
         options[key] = int(value) if value.isdigit() else value
@@ -191,7 +196,7 @@ def parse_variant(text: str) -> BenchVariant:
         raise ConfigError(f"variant {text!r}: threads and steps (like 1+10) must be "
                           "integers") from None
     return BenchVariant(name.strip(), path, options, threads_value, frame_prep, steps, backend,
-                        precision)
+                        precision, providers)
 
 
 def limit_and_ratios(results: dict[str, dict]) -> None:
@@ -394,8 +399,10 @@ def run_latency_benchmark(config: LatencyBenchConfig, variants: Sequence[BenchVa
                     entry.update(path="onnxruntime", options={"precision": variant.precision})
                     stages = OnnxInferenceStages(
                         _onnx_folder(policy, workdir, onnx_folders, variants, log),
-                        variant.precision, torch.get_num_threads(), (config.device,),
-                        config.seed)
+                        variant.precision, torch.get_num_threads(),
+                        variant.providers or (config.device,), config.seed)
+                    # What onnxruntime resolved the request to (with the CPU fallback).
+                    entry["providers"] = stages.runner.providers
                 else:
                     stages = InferenceStages(policy, variant.path, variant.fast_config()
                                              if variant.path == "fast" else None, config.seed)
@@ -485,6 +492,8 @@ def markdown_table(report: dict[str, Any]) -> str:
         options = ", ".join(f"{k}={v}" for k, v in entry["options"].items()) or "defaults"
         text = (f"- {name}: path={entry['path']}, {options}, threads={entry['threads']}, "
                 f"frame_prep={entry['frame_prep']}")
+        if entry.get("providers"):
+            text += f", providers={'+'.join(entry['providers'])}"
         ratio = _expert_ratio(entry)
         if ratio is not None:
             text += f"; expert-only 10 steps / 1 step = {ratio:.1f}x"
