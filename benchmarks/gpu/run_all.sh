@@ -16,7 +16,9 @@
 # Usage: benchmarks/gpu/run_all.sh [OUT_DIR]   (default: $OUT, else benchmarks/results/gpu)
 #   PYTHON=... interpreter (default python3); BUDGET_S=... total seconds; REPEATS / WARMUP per
 #   stage; WITH_PI0=1 adds PI0; SKIP_TESTS=1 skips the pytest section; CPU_SMOKE=1 runs the same
-#   sections on the CPU at tiny dimensions with 2 repeats (a check of the script, not numbers).
+#   sections on the CPU at tiny dimensions with 2 repeats (a check of the script, not numbers);
+#   SECTIONS="..." picks sections (default: tests compact pi05 smolvla pi0 onnx compiled; pi0
+#   also needs WITH_PI0=1), e.g. SECTIONS=onnx for the ONNX Runtime sections alone.
 set -uo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -35,6 +37,8 @@ if [ "${CPU_SMOKE:-0}" = "1" ]; then
   WARMUP=1
   SMOKE_ARGS=(--threads 1)
 fi
+SECTIONS="${SECTIONS:-tests compact pi05 smolvla pi0 onnx compiled}"
+wanted() { [[ " $SECTIONS " == *" $1 "* ]]; }
 START_S=$(date +%s)
 mkdir -p "$OUT_DIR"
 TABLES="$(mktemp -d)"
@@ -101,18 +105,18 @@ BENCH=("$PYTHON" -m snapflow_ros.cli bench latency --device "$DEVICE" --repeats 
        --warmup "$WARMUP" "${SMOKE_ARGS[@]}")
 outputs() { echo "--json $OUT_DIR/latency_$1.json --markdown $TABLES/$1.md"; }
 
-if [ "${SKIP_TESTS:-0}" != "1" ]; then
+if [ "${SKIP_TESTS:-0}" != "1" ] && wanted tests; then
   section "CUDA tests of the fast path" 45 "$PYTHON" -m pytest -q -p no:cacheprovider \
     --noconftest test/runtime/test_fast_inference.py -k cuda
 fi
 
-section "compact policy, demo configuration (128 px, 14 joints, H=50)" 45 \
+wanted compact && section "compact policy, demo configuration (128 px, 14 joints, H=50)" 45 \
   "${BENCH[@]}" $(outputs compact) --policy compact --steps 1,2,4,10 \
   --variant naive:path=naive,steps=1+10 --variant sampler:path=sampler --variant fast \
   --variant graph:accelerate=cuda_graph \
   --variant graph_bf16:accelerate=cuda_graph,dtype=bfloat16,steps=1+10
 
-section "PI05, $SIZE dimensions, bf16 weights, one 224 px camera" 110 \
+wanted pi05 && section "PI05, $SIZE dimensions, bf16 weights, one 224 px camera" 110 \
   "${BENCH[@]}" $(outputs pi05) --policy pi05 --size "$SIZE" --weights-dtype bfloat16 \
   --steps 1,2,4,10 \
   --variant sampler:path=sampler \
@@ -122,14 +126,14 @@ section "PI05, $SIZE dimensions, bf16 weights, one 224 px camera" 110 \
   --variant graph_autocast:accelerate=cuda_graph,dtype=bfloat16,steps=1 \
   --variant graph_autocast_sdpa:accelerate=cuda_graph,dtype=bfloat16,attention=sdpa,steps=1
 
-section "SmolVLA, $SIZE dimensions, bf16 weights, one 224 px camera" 75 \
+wanted smolvla && section "SmolVLA, $SIZE dimensions, bf16 weights, one 224 px camera" 75 \
   "${BENCH[@]}" $(outputs smolvla) --policy smolvla --size "$SIZE" --weights-dtype bfloat16 \
   --steps 1,2,4,10 \
   --variant sampler:path=sampler \
   --variant best:accelerate=cuda_graph,dtype=bfloat16 \
   --variant graph_weights_dtype_only:accelerate=cuda_graph,steps=1
 
-if [ "${WITH_PI0:-0}" = "1" ]; then
+if [ "${WITH_PI0:-0}" = "1" ] && wanted pi0; then
   section "PI0, $SIZE dimensions, bf16 weights" 90 \
     "${BENCH[@]}" $(outputs pi0) --policy pi0 --size "$SIZE" --weights-dtype bfloat16 \
     --steps 1,10 \
@@ -137,8 +141,66 @@ if [ "${WITH_PI0:-0}" = "1" ]; then
     --variant best:accelerate=cuda_graph,dtype=bfloat16,attention=sdpa,prompt_bucket=16
 fi
 
+# ONNX Runtime on the graphs of `snapflow export onnx` (made by the benchmark, float32 weights:
+# the exporter traces the float32 model), beside the torch paths in the same run. The export
+# needs onnx + onnxscript; the CUDA / TensorRT rows need onnxruntime-gpu (a wheel in .whl).
+if wanted onnx; then
+  ORT_PROBE="$("$PYTHON" - <<'PY'
+try:
+    import onnx, onnxscript  # noqa: F401  - what torch.onnx.export(dynamo=True) needs
+    import onnxruntime as ort
+except Exception as exc:  # report and skip: the torch sections need none of them
+    print(f"missing {type(exc).__name__}: {exc}")
+else:
+    print("ok " + " ".join(ort.get_available_providers()))
+PY
+)"
+  echo "onnx / onnxruntime: $ORT_PROBE"
+  has_provider() { [[ " $ORT_PROBE " == *" $1 "* ]]; }
+  if [[ "$ORT_PROBE" != ok* ]]; then
+    echo "!! ONNX sections skipped: $ORT_PROBE (see benchmarks/gpu/README.md, ONNX wheels)"
+  elif [ "$DEVICE" = cpu ]; then
+    # The smoke run: the CPU execution provider, one thread, tiny models.
+    section "ONNX Runtime vs torch, compact policy (CPU EP)" 40 \
+      "${BENCH[@]}" $(outputs onnx_compact) --policy compact --steps 1,10 \
+      --variant torch:path=fast --variant ort_cpu:backend=onnxruntime,providers=cpu
+    section "ONNX Runtime vs torch, SmolVLA $SIZE (CPU EP)" 60 \
+      "${BENCH[@]}" $(outputs onnx_smolvla) --policy smolvla --size "$SIZE" --steps 1,10 \
+      --variant torch_sampler:path=sampler --variant ort_cpu:backend=onnxruntime,providers=cpu
+  elif ! has_provider CUDAExecutionProvider; then
+    echo "!! ONNX Runtime CUDA sections skipped: this onnxruntime has only $ORT_PROBE (put an" \
+      "onnxruntime-gpu wheel in .whl, see benchmarks/gpu/README.md); compact on its CPU EP only"
+    section "ONNX Runtime (CPU EP) vs torch, compact policy" 45 \
+      "${BENCH[@]}" $(outputs onnx_compact) --policy compact --steps 1,10 \
+      --variant torch_graph_bf16:accelerate=cuda_graph,dtype=bfloat16 \
+      --variant ort_cpu_1thread:backend=onnxruntime,providers=cpu,threads=1
+  else
+    # Torch first: the export happens at the first onnxruntime variant, on every CPU thread.
+    section "ONNX Runtime CUDA EP vs torch, compact policy" 60 \
+      "${BENCH[@]}" $(outputs onnx_compact) --policy compact --steps 1,10 \
+      --variant torch_graph:accelerate=cuda_graph \
+      --variant torch_graph_bf16:accelerate=cuda_graph,dtype=bfloat16 \
+      --variant ort_cuda:backend=onnxruntime,providers=cuda \
+      --variant ort_cpu_1thread:backend=onnxruntime,providers=cpu,threads=1
+    # Float32 weights (what the graphs hold): torch's bf16 row is autocast here; the bf16-weight
+    # rows are the SmolVLA section's. The export traces on the CPU (minutes on few cores).
+    section "ONNX Runtime CUDA EP vs torch, SmolVLA $SIZE dimensions" 200 \
+      "${BENCH[@]}" $(outputs onnx_smolvla) --policy smolvla --size "$SIZE" --steps 1,10 \
+      --variant torch_graph_bf16:accelerate=cuda_graph,dtype=bfloat16 \
+      --variant ort_cuda:backend=onnxruntime,providers=cuda
+    if has_provider TensorrtExecutionProvider; then
+      # Its own run: TensorRT builds engines when a session starts, and a kill loses the run.
+      section "ONNX Runtime TensorRT EP, compact policy" 90 \
+        "${BENCH[@]}" $(outputs onnx_tensorrt) --policy compact --steps 1,10 \
+        --variant ort_tensorrt:backend=onnxruntime,providers=tensorrt+cuda
+    else
+      echo "!! ONNX Runtime TensorRT section skipped: no TensorrtExecutionProvider in this build"
+    fi
+  fi
+fi
+
 # Last, with what is left: the compiled expert inside our graphs (compiling takes a while).
-if [ "$DEVICE" = cuda ]; then
+if [ "$DEVICE" = cuda ] && wanted compiled; then
   section "compiled expert in CUDA graphs (compact)" 70 \
     "${BENCH[@]}" $(outputs compile_compact) --policy compact --steps 1,10 \
     --variant compiled_graph:accelerate=compile_cuda_graph
