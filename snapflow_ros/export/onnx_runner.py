@@ -137,6 +137,14 @@ class OnnxGraphs:
                                                            providers=self.providers)
             except Exception as exc:  # onnxruntime raises its own unrelated exception types
                 raise ExportFolderError(f"{path}: onnxruntime cannot load it: {exc}") from exc
+            # A GPU provider whose libraries fail to load is dropped with only a log line.
+            dropped = [name for name in self.providers
+                       if name not in self.sessions[role].get_providers()]
+            if dropped and list(providers) != ["auto"]:
+                raise ExportFolderError(
+                    f"{path}: onnxruntime could not start {', '.join(dropped)} (its libraries, "
+                    "e.g. CUDA, cuDNN or TensorRT, did not load: see onnxruntime's log)")
+            self.providers = [name for name in self.providers if name not in dropped]
         graphs = manifest["graphs"]
         self.observation_names = [spec["name"] for spec in graphs["prefix"]["inputs"]]
         self.context_names = [spec["name"] for spec in graphs["prefix"]["outputs"]]
@@ -193,10 +201,11 @@ class OnnxPolicyRunner:
     """An export folder on ONNX Runtime: ``infer(observation) -> InferenceResult``.
 
     ``providers``: execution providers, short (``cpu``, ``cuda``, ``tensorrt``, or ``auto``) or
-    full ONNX Runtime names; ``intra_op_threads``: threads per graph (0: onnxruntime's default,
-    one per core); ``precision``: ``float32`` or ``int8`` (a ``--quantize`` export);
-    ``expected_robot`` / ``seed`` as for PolicyRunner (the noise comes from numpy's generator,
-    so a seed gives other noise than the torch runner's).
+    full ONNX Runtime names (a named one that this build lacks or that cannot start raises
+    :class:`ExportFolderError`; ``auto`` falls back to the CPU); ``intra_op_threads``: threads
+    per graph (0: onnxruntime's default, one per core); ``precision``: ``float32`` or ``int8``
+    (a ``--quantize`` export); ``expected_robot`` / ``seed`` as for PolicyRunner (the noise
+    comes from numpy's generator, so a seed gives other noise than the torch runner's).
     """
 
     def __init__(self, export_dir: str | Path, *, providers: Sequence[str] = ("cpu",),
