@@ -161,10 +161,10 @@ PY
     echo "!! ONNX sections skipped: $ORT_PROBE (see benchmarks/gpu/README.md, ONNX wheels)"
   elif [ "$DEVICE" = cpu ]; then
     # The smoke run: the CPU execution provider, one thread, tiny models.
-    section "ONNX Runtime vs torch, compact policy (CPU EP)" 40 \
+    section "ONNX Runtime vs torch, compact policy (CPU EP)" 60 \
       "${BENCH[@]}" $(outputs onnx_compact) --policy compact --steps 1,10 \
       --variant torch:path=fast --variant ort_cpu:backend=onnxruntime,providers=cpu
-    section "ONNX Runtime vs torch, SmolVLA $SIZE (CPU EP)" 60 \
+    section "ONNX Runtime vs torch, SmolVLA $SIZE (CPU EP)" 90 \
       "${BENCH[@]}" $(outputs onnx_smolvla) --policy smolvla --size "$SIZE" --steps 1,10 \
       --variant torch_sampler:path=sampler --variant ort_cpu:backend=onnxruntime,providers=cpu
   elif ! has_provider CUDAExecutionProvider; then
