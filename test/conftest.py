@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import random
+import signal
 import sys
 from pathlib import Path
 
@@ -21,6 +22,11 @@ _ROS_ENV = isolated_ros_environment(domain_id=random.randint(1, 100))
 for _key in ("ROS_DOMAIN_ID", "FASTDDS_BUILTIN_TRANSPORTS", "ROS_LOG_DIR", "HOME"):
     os.environ[_key] = _ROS_ENV[_key]
 os.environ.pop("ROS_AUTOMATIC_DISCOVERY_RANGE", None)
+
+# A suite started under nohup inherits SIGHUP ignored, and our commands rightly keep an ignored
+# SIGHUP ignored; the tests that send SIGHUP to the processes they start need the default back.
+if signal.getsignal(signal.SIGHUP) is signal.SIG_IGN:
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
 @pytest.fixture(scope="session")
