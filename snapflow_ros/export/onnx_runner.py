@@ -323,13 +323,9 @@ class OnnxPolicyRunner:
             sampled = time.perf_counter()
             actions = np.asarray(chunk[0], dtype=np.float64)
             done = time.perf_counter()
-        expected = (self.chunk_size, len(self.action_names))
-        if actions.shape != expected:
-            raise RuntimeError(f"graph returned a chunk of shape {actions.shape}, "
-                               f"expected {expected}")
-        timings = {"preprocess": (prepared - start) * 1e3, "model": (sampled - prepared) * 1e3,
-                   "postprocess": (done - sampled) * 1e3}
-        return InferenceResult(actions, timings, num_steps, mode)
+        return InferenceResult.from_stages(
+            actions, (self.chunk_size, len(self.action_names)), (start, prepared, sampled, done),
+            num_steps, mode, source="graph")
 
     def warmup(self, iterations: int = 2, num_steps: int = 1, mode: str = "jump",
                task: str = "") -> InferenceResult | None:

@@ -15,6 +15,7 @@ import dataclasses
 import gc
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -82,6 +83,21 @@ class InferenceResult:
     timings_ms: dict[str, float]
     num_steps: int
     mode: str
+
+    @classmethod
+    def from_stages(cls, actions: np.ndarray, expected: tuple[int, int], stages: Sequence[float],
+                    num_steps: int, mode: str, *, source: str) -> InferenceResult:
+        """Check the chunk's shape and time preprocess / model / postprocess from 4 instants (s).
+
+        ``stages``: ``perf_counter`` at start, after preparation, after sampling, at the end.
+        """
+        if actions.shape != expected:
+            raise RuntimeError(f"{source} returned a chunk of shape {actions.shape}, "
+                               f"expected {expected}")
+        start, prepared, sampled, done = stages
+        timings = {"preprocess": (prepared - start) * 1e3, "model": (sampled - prepared) * 1e3,
+                   "postprocess": (done - sampled) * 1e3}
+        return cls(actions, timings, num_steps, mode)
 
 
 def policy_batch(robot: RobotInterface, observation: Any, device: torch.device) -> dict:
@@ -220,13 +236,9 @@ class PolicyRunner:
             sampled = time.perf_counter()
             actions = chunk[0].detach().to("cpu", torch.float64).numpy()
             done = time.perf_counter()
-        expected = (self.chunk_size, len(self.action_names))
-        if actions.shape != expected:
-            raise RuntimeError(f"policy returned a chunk of shape {actions.shape}, "
-                               f"expected {expected}")
-        timings = {"preprocess": (encoded - start) * 1e3, "model": (sampled - encoded) * 1e3,
-                   "postprocess": (done - sampled) * 1e3}
-        return InferenceResult(actions, timings, num_steps, mode)
+        return InferenceResult.from_stages(
+            actions, (self.chunk_size, len(self.action_names)), (start, encoded, sampled, done),
+            num_steps, mode, source="policy")
 
     def warmup(self, iterations: int = 2, num_steps: int = 1,
                mode: str = "jump", task: str = "") -> InferenceResult | None:
