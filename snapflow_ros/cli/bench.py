@@ -85,6 +85,28 @@ def _int_list(text: str) -> list[int]:
     return values
 
 
+def add_closed_loop_node_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the nodes' flags of a closed-loop benchmark (``bench sim``, ``bench budget``).
+
+    Simulator Python, parameter file, device, policy threads, episode timeout and log folder.
+    """
+    runtime = parser.add_argument_group("nodes")
+    runtime.add_argument("--sim-python", metavar="PATH", default="",
+                         help="Python of the simulator environment (default "
+                              "<repo>/.venv-sim/bin/python)")
+    runtime.add_argument("--params-file", metavar="YAML", default="",
+                         help="ROS parameter file for sim_robot and snapflow_policy (e.g. "
+                              "config/sim_demo.yaml); the benchmark's own settings win")
+    runtime.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"),
+                         help="the policy node's device (default cpu)")
+    runtime.add_argument("--policy-threads", type=int, default=1, metavar="N",
+                         help="torch threads of the policy node (default 1; 0: torch's)")
+    runtime.add_argument("--episode-timeout", type=float, default=900.0, metavar="S",
+                         help="wall seconds before an episode is abandoned (default 900)")
+    runtime.add_argument("--log-dir", metavar="DIR", default="",
+                         help="keep the nodes' logs here (default: a temporary directory)")
+
+
 def add_arguments_sim(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``snapflow bench sim``."""
     from snapflow_ros.evaluation.closed_loop import EVAL_SEED_START, TASKS
@@ -116,21 +138,7 @@ def add_arguments_sim(parser: argparse.ArgumentParser) -> None:
                                "1,3,5,10,20; empty string: no sweep)")
     episodes.add_argument("--sweep-episodes", type=int, default=0, metavar="N",
                           help="episodes per sweep point (default: --episodes)")
-    runtime = parser.add_argument_group("nodes")
-    runtime.add_argument("--sim-python", metavar="PATH", default="",
-                         help="Python of the simulator environment (default "
-                              "<repo>/.venv-sim/bin/python)")
-    runtime.add_argument("--params-file", metavar="YAML", default="",
-                         help="ROS parameter file for sim_robot and snapflow_policy (e.g. "
-                              "config/sim_demo.yaml); the benchmark's own settings win")
-    runtime.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"),
-                         help="the policy node's device (default cpu)")
-    runtime.add_argument("--policy-threads", type=int, default=1, metavar="N",
-                         help="torch threads of the policy node (default 1; 0: torch's)")
-    runtime.add_argument("--episode-timeout", type=float, default=900.0, metavar="S",
-                         help="wall seconds before an episode is abandoned (default 900)")
-    runtime.add_argument("--log-dir", metavar="DIR", default="",
-                         help="keep the nodes' logs here (default: a temporary directory)")
+    add_closed_loop_node_arguments(parser)
     output = parser.add_argument_group("output")
     output.add_argument("--json", metavar="OUT", help="write the results as JSON here "
                         "(rewritten after every configuration)")

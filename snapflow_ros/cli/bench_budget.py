@@ -40,6 +40,7 @@ def _int_list(text: str) -> list[int]:
 
 def add_arguments_budget(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``snapflow bench budget``."""
+    from snapflow_ros.cli.bench import add_closed_loop_node_arguments
     from snapflow_ros.evaluation.closed_loop import EVAL_SEED_START, TASKS
 
     runs = parser.add_argument_group("training runs")
@@ -77,21 +78,7 @@ def add_arguments_budget(parser: argparse.ArgumentParser) -> None:
                           help="camera image side (default: the checkpoints')")
     episodes.add_argument("--n-act", type=int, default=10, metavar="N",
                           help="actions executed per chunk (default 10)")
-    nodes = parser.add_argument_group("nodes")
-    nodes.add_argument("--sim-python", metavar="PATH", default="",
-                       help="Python of the simulator environment (default "
-                            "<repo>/.venv-sim/bin/python)")
-    nodes.add_argument("--params-file", metavar="YAML", default="",
-                       help="ROS parameter file for sim_robot and snapflow_policy; the "
-                            "benchmark's own settings win")
-    nodes.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"),
-                       help="the policy node's device (default cpu)")
-    nodes.add_argument("--policy-threads", type=int, default=1, metavar="N",
-                       help="torch threads of the policy node (default 1; 0: torch's)")
-    nodes.add_argument("--episode-timeout", type=float, default=900.0, metavar="S",
-                       help="wall seconds before an episode is abandoned (default 900)")
-    nodes.add_argument("--log-dir", metavar="DIR", default="",
-                       help="keep the nodes' logs here (default: a temporary directory)")
+    add_closed_loop_node_arguments(parser)
     output = parser.add_argument_group("output")
     output.add_argument("--json", metavar="OUT", help="write the results as JSON here "
                         "(rewritten after every checkpoint)")
