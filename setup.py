@@ -42,6 +42,8 @@ EXTRAS_REQUIRE = {
     ],
     # ONNX export (`snapflow export onnx`) and the torch-free ONNX Runtime runner.
     "onnx": ["onnx>=1.18", "onnxruntime>=1.22", "onnxscript>=0.5"],
+    # The OpenVINO runner of the same export folders (`backend: openvino`); CPU / Intel GPU.
+    "openvino": ["openvino>=2025.1"],
     "test": ["pytest", "hypothesis", "ruff"],
 }
 

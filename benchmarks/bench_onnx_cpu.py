@@ -1,13 +1,15 @@
 # Copyright 2026 The snapflow_ros Authors
 # SPDX-License-Identifier: Apache-2.0
-"""CPU latency of the compact policy's 1-NFE chunk: PyTorch vs ONNX Runtime float32 vs int8.
+"""CPU latency of the compact policy's 1-NFE chunk: PyTorch, ONNX Runtime and OpenVINO.
 
 The demo configuration (one 128x128 camera, 14 joints, chunk 50, the demo's CompactPolicyConfig)
 with random weights, or ``--checkpoint``. The checkpoint is exported with ``snapflow export
 onnx``'s code (dynamic int8 included), then each backend's runner -- what the policy node calls --
 runs ``infer(observation, num_steps=1)`` on one thread: :class:`PolicyRunner` (torch) and
-:class:`OnnxPolicyRunner` (float32, int8). The runners take turns in short blocks, so a change in
-machine load hits all three alike. Prints median / p95 ms of ``infer`` and of its ``model``
+:class:`OnnxPolicyRunner` (float32, int8) and, where OpenVINO is installed,
+:class:`OpenVinoPolicyRunner` (float32, int8, and bfloat16 where the CPU has it; a precision it
+cannot run is reported, not timed). The runners take turns in short blocks, so a change in
+machine load hits them all alike. Prints median / p95 ms of ``infer`` and of its ``model``
 stage, the ratios to torch and the round-trip errors of the export; ``--json`` writes them.
 With ``--heldout-bags`` (a trained ``--checkpoint``), also the held-out action MSE of each backend
 on the validation frames ``snapflow eval`` scores.
@@ -30,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from snapflow_ros.config_fields import ConfigError
 from snapflow_ros.export.onnx_export import OnnxExportConfig, export_onnx
 from snapflow_ros.export.onnx_runner import OnnxPolicyRunner
 from snapflow_ros.policies.base import RobotInterface
@@ -157,6 +160,36 @@ def heldout_mse(checkpoint: str, folder: Path, bags: list[str], cache_dir: str |
     return {name: float(np.concatenate(values).mean()) for name, values in errors.items()}
 
 
+def openvino_runners(runners: dict, folder: Path, threads: int) -> dict[str, str]:
+    """Add ``ov_<precision>`` runners to ``runners``; returns ``{name: why not}`` for the rest."""
+    try:
+        from snapflow_ros.export.openvino_runner import (
+            OPENVINO_PRECISIONS,
+            OpenVinoPolicyRunner,
+            import_openvino,
+        )
+
+        import_openvino()
+    except ConfigError as exc:
+        return {"openvino": str(exc)}
+    not_run = {}
+    for precision in OPENVINO_PRECISIONS:
+        try:
+            runners[f"ov_{precision}"] = OpenVinoPolicyRunner(folder, threads=threads, seed=0,
+                                                              precision=precision)
+        except ConfigError as exc:  # e.g. bfloat16 on a CPU without AVX512-BF16 / AMX
+            not_run[f"ov_{precision}"] = str(exc)
+    return not_run
+
+
+def _openvino_version() -> str | None:
+    try:
+        import openvino
+    except ImportError:
+        return None
+    return openvino.__version__
+
+
 def summary(samples: list[float]) -> dict[str, float]:
     values = np.asarray(samples)
     return {"median_ms": float(np.median(values)), "p95_ms": float(np.percentile(values, 95)),
@@ -195,6 +228,7 @@ def main() -> int:
         "ort_int8": OnnxPolicyRunner(workdir / "onnx", intra_op_threads=args.threads, seed=0,
                                      precision="int8"),
     }
+    not_run = openvino_runners(runners, workdir / "onnx", args.threads)
     observation = observation_for(runners["torch"].robot)
     for runner in runners.values():
         runner.warmup(iterations=args.warmup)
@@ -221,7 +255,8 @@ def main() -> int:
         "round_trip": {precision: {k: manifest["round_trip"][precision][k]
                                    for k in ("max_abs_error", "max_error_of_range")}
                        for precision in ("float32", "int8")},
-        "results": results,
+        "results": results, "not_run": not_run,
+        "openvino": _openvino_version(),
     }
     print(f"compact, chunk {manifest['chunk_size']}, {DEMO_ROBOT.image_height} px, 1 NFE, "
           f"{args.threads} thread(s), {report['cpu']} ({report['cpus']} CPUs, load "
@@ -231,6 +266,8 @@ def main() -> int:
     for name, entry in results.items():
         print(f"| {name} | {entry['infer']['median_ms']:.2f} | {entry['infer']['p95_ms']:.2f} | "
               f"{entry['model']['median_ms']:.2f} | {entry['infer_vs_torch']:.2f}x |")
+    for name, why in not_run.items():
+        print(f"{name}: not run ({why})")
     for precision, errors in report["round_trip"].items():
         print(f"round trip {precision}: max |ORT - torch| {errors['max_abs_error']:.3g}, "
               f"{errors['max_error_of_range']:.3g} of the action range")

@@ -84,7 +84,7 @@ make_env() {
 
 if [ "$WHAT" = "policy" ] || [ "$WHAT" = "all" ]; then
     PY312="$(find_python 3.12 "${SNAPFLOW_PYTHON312:-}")" || die "Python 3.12 not found. The policy environment needs Python 3.12 (the Python of ROS 2 Jazzy/Kilted on Ubuntu 24.04). Install it (apt install python3.12 python3.12-venv, or pyenv install 3.12) or point SNAPFLOW_PYTHON312 at it."
-    make_env "$ROOT/.venv" "$PY312" "policy,onnx,${ROS_EXTRA}test"
+    make_env "$ROOT/.venv" "$PY312" "policy,onnx,openvino,${ROS_EXTRA}test"
 fi
 if [ "$WHAT" = "sim" ] || [ "$WHAT" = "all" ]; then
     PY311="$(find_python 3.11 "${SNAPFLOW_PYTHON311:-}")" || die "Python 3.11 not found. The simulator environment needs Python 3.11 (MuJoCo 2.3.7 has no 3.12 build). Install it or point SNAPFLOW_PYTHON311 at it."

@@ -81,7 +81,9 @@ def add_arguments_latency(parser: argparse.ArgumentParser) -> None:
                             "and the speed options; backend=onnxruntime runs the model exported "
                             "to ONNX, e.g. ort:backend=onnxruntime,threads=1, with "
                             "precision=float32|int8 and providers=cuda, tensorrt+cuda ... "
-                            "(default: --device))")
+                            "(default: --device); backend=openvino runs the same graphs in "
+                            "OpenVINO, e.g. ov:backend=openvino,threads=1 with "
+                            "precision=float32|int8|bfloat16)")
     out = parser.add_argument_group("output")
     out.add_argument("--json", type=Path, default=None, help="write the report as JSON here")
     out.add_argument("--markdown", type=Path, default=None, help="write the table here")

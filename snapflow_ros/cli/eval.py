@@ -8,6 +8,8 @@ Examples::
         --bags demos/ --steps 1,2,4,10 --json eval.json --report eval_report/
     snapflow eval --checkpoint runs/snapflow --bags new_demos/ --all-episodes
     snapflow eval --live --checkpoint runs/snapflow --bags demos/ --steps 1
+    snapflow eval --checkpoint snapflow=runs/snapflow --export f32=runs/snapflow_onnx
+        --export int8=runs/snapflow_onnx@int8 --backend onnxruntime --bags demos/ --steps 1
 
 Held-out episodes: the training run's validation split, rebuilt with the same ``val_fraction``
 and seed (read from the run's ``train_job.yaml`` when the checkpoint lies in a run directory,
@@ -18,7 +20,10 @@ flags as ``snapflow train``; images are read at the checkpoint's size unless set
 ``--samples-per-frame K`` (default 8; 1 disables) samples every frame K times for the
 distribution metrics beside MSE (best-of-K MSE, sample spread, share of samples between modes
 and mode coverage where a frame has several recorded truths; see
-:mod:`snapflow_ros.evaluation.offline`).
+:mod:`snapflow_ros.evaluation.offline`). ``--export [NAME=]DIR`` scores a ``snapflow export onnx``
+folder on ``--backend`` (onnxruntime or openvino) in ``--precision`` beside the checkpoints, on
+the same frames from the same noise: the action error int8 graphs cost, measured on held-out
+bags (the split comes from the export's source checkpoint when no --checkpoint is given).
 
 Exit codes: 0 done, 2 bad input (one message naming the file, topic or mismatch; no JSON or
 report written), 130 interrupted (Ctrl-C, SIGTERM or SIGHUP; a node ``--live`` started is
@@ -46,6 +51,8 @@ from snapflow_ros.config_loading import read_yaml_mapping
 from snapflow_ros.data.config import BagTopicsConfig
 
 TRAIN_JOB_FILE = "train_job.yaml"
+EXPORT_PRECISIONS = ("float32", "int8", "bfloat16")
+"""``--precision`` of an export: its graph files, or float32 graphs in bf16 (OpenVINO)."""
 
 
 def _step_list(text: str) -> list[int]:
@@ -76,6 +83,17 @@ def add_arguments_eval(parser: argparse.ArgumentParser) -> None:
                         metavar="[NAME=]DIR",
                         help="checkpoint or training run directory to evaluate; repeatable; "
                              "NAME labels it in the table (default: the folder name)")
+    parser.add_argument("--export", action="append", dest="exports", default=[],
+                        metavar="[NAME=]DIR[@PRECISION]",
+                        help="`snapflow export onnx` folder to evaluate on --backend; repeatable; "
+                             "@int8 etc. overrides --precision for this one (float32 and int8 "
+                             "of one folder side by side)")
+    parser.add_argument("--backend", choices=("onnxruntime", "openvino"), default="onnxruntime",
+                        help="engine that runs the --export folders (default onnxruntime)")
+    parser.add_argument("--precision", choices=EXPORT_PRECISIONS,
+                        default="float32",
+                        help="graphs of the --export folders: float32, int8 (--quantize "
+                             "dynamic) or bfloat16 (openvino's bf16 hint; default float32)")
     add_bag_topic_arguments(parser)
     group = parser.add_argument_group("evaluation")
     group.add_argument("--steps", type=_step_list, default=[1, 2, 4, 10], metavar="1,2,4,10",
@@ -176,11 +194,22 @@ def _checkpoint_dirs(named: dict[str, Path]) -> dict[str, Path]:
 
 
 def _resolve_settings(args: argparse.Namespace, checkpoints: dict[str, Path],
-                      log) -> tuple[BagTopicsConfig, list[str], dict]:
-    """Data config, bag paths and split settings from flags, --config and the training run."""
+                      log, exported: dict | None = None) -> tuple[BagTopicsConfig, list[str], dict]:
+    """Data config, bag paths and split settings from flags, --config and the training run.
+
+    Without checkpoints the first export's source checkpoint (when it is still there) stands in
+    for the run, and its manifest's robot for the checkpoint's.
+    """
     from snapflow_ros.policies.checkpoint import checkpoint_robot
 
     first = next(iter(checkpoints.values())) if checkpoints else None
+    export_robot = None
+    if first is None and exported:
+        export = next(iter(exported.values()))
+        export_robot = export.robot
+        source = Path(str((export.runner.manifest.get("source_checkpoint") or {}).get("path")
+                          or ""))
+        first = source if str(source) not in ("", ".") and source.is_dir() else None
     job = _read_training_job(first) if first is not None else {}
     if args.config:
         sections = read_config_sections(args)
@@ -198,8 +227,8 @@ def _resolve_settings(args: argparse.Namespace, checkpoints: dict[str, Path],
         if job:
             log(f"topics and split settings from {training_job_file(first)}")
     data = merge_bag_topic_flags(data, args)
-    if first is not None:
-        robot = checkpoint_robot(first)
+    if first is not None or export_robot is not None:
+        robot = checkpoint_robot(first) if first is not None else export_robot
         # Read images at the size the model was trained at, and the joints it uses.
         if "image_height" not in explicit:
             data["image_height"] = robot.image_height
@@ -321,6 +350,28 @@ def _live_config(args: argparse.Namespace):
         device="cuda" if str(args.device).startswith("cuda") else "cpu")
 
 
+def _load_exports(args: argparse.Namespace) -> dict:
+    """``--export`` folders loaded on ``--backend`` (an engine or precision missing fails now)."""
+    from snapflow_ros.evaluation.exported_policy import ExportedGraphPolicy
+
+    specs, precisions = [], []
+    for spec in args.exports:
+        folder, at, precision = spec.rpartition("@")
+        if at and precision in EXPORT_PRECISIONS:
+            specs.append(folder)
+            precisions.append(precision)
+        else:
+            specs.append(spec)
+            precisions.append(args.precision)
+    if "bfloat16" in precisions and args.backend != "openvino":
+        raise ConfigError("--precision bfloat16 is an option of --backend openvino")
+    # The engine's device: a CUDA torch device asks onnxruntime for its CUDA provider.
+    device = "cuda" if str(args.device).startswith("cuda") else "cpu"
+    return {name: ExportedGraphPolicy(path, args.backend, precision, args.threads, device)
+            for (name, path), precision in zip(parse_checkpoint_specs(specs).items(),
+                                               precisions)}
+
+
 def run_eval(args: argparse.Namespace) -> int:
     """Run ``snapflow eval``; returns 0 (bad input raises ConfigError / BagError first).
 
@@ -330,16 +381,27 @@ def run_eval(args: argparse.Namespace) -> int:
     def log(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
-    if not args.checkpoints and not (args.live and args.node_running):
-        raise ConfigError("no checkpoint given: pass --checkpoint [NAME=]DIR (repeatable)")
+    if not args.checkpoints and not args.exports and not (args.live and args.node_running):
+        raise ConfigError("no checkpoint given: pass --checkpoint [NAME=]DIR or --export "
+                          "[NAME=]DIR (repeatable)")
     if args.live and len(args.checkpoints) > 1:
         raise ConfigError("--live evaluates one checkpoint (the node runs one)")
+    if args.live and args.exports:
+        raise ConfigError("--live scores the running node: start it with -p backend:=... on "
+                          "the export instead of --export")
+    if args.precision != "float32" and not args.exports:
+        raise ConfigError("--precision applies to --export folders; none given")
     _check_output_paths(args)
     if args.live:
         _live_config(args)  # refuse a bad --rate / --n-act before reading any bag
     named = parse_checkpoint_specs(args.checkpoints)
     checkpoints = _checkpoint_dirs(named)
-    topics, bags, split = _resolve_settings(args, checkpoints, log)
+    exported = _load_exports(args)
+    clash = sorted(set(exported) & set(checkpoints))
+    if clash:
+        raise ConfigError(f"a checkpoint and an export are both named {clash[0]!r}: label them "
+                          "NAME=DIR")
+    topics, bags, split = _resolve_settings(args, checkpoints, log, exported)
     config = _eval_config(args, split)
     import torch
 
@@ -366,8 +428,12 @@ def run_eval(args: argparse.Namespace) -> int:
     else:
         from snapflow_ros.evaluation.offline import evaluate_checkpoints
 
-        result = evaluate_checkpoints(checkpoints, episodes, config,
-                                      progress=not args.no_progress)
+        try:
+            result = evaluate_checkpoints({**checkpoints, **exported}, episodes, config,
+                                          progress=not args.no_progress)
+        finally:
+            for export in exported.values():
+                export.close()
         title = "SnapFlow offline evaluation"
     result["data"] = config_to_dict(topics)
     result["bags"] = [str(b) for b in bags]

@@ -64,8 +64,11 @@ NAMED_POLICIES = ("compact", "smolvla", "pi0", "pi05")
 SIZES = ("real", "tiny")
 FRAME_PREPS = ("inference", "arrival")
 TRANSPORTS = ("raw", "compressed")
-BACKENDS = ("torch", "onnxruntime")
-ONNX_PRECISIONS = ("float32", "int8")
+BACKENDS = ("torch", "onnxruntime", "openvino")
+EXPORT_BACKENDS = ("onnxruntime", "openvino")
+"""The backends that run the model exported to ONNX."""
+PRECISIONS = {"torch": ("float32",), "onnxruntime": ("float32", "int8"),
+              "openvino": ("float32", "int8", "bfloat16")}
 COMMAND_PERIOD_S = 0.02  # the published trajectory's point spacing (the demo's control period)
 # ``(joint_names, period_s) -> (publisher, "")`` or ``(None, why not)``.
 PublisherFactory = Callable[[Sequence[str], float], tuple[TrajectoryPublisher | None, str]]
@@ -116,7 +119,9 @@ class BenchVariant:
     ``None`` fields take the benchmark's own setting. ``backend="onnxruntime"`` runs the model
     exported to ONNX (``snapflow export onnx``, made in a temporary folder) in ONNX Runtime with
     ``threads`` intra-op threads and ``precision`` float32 or int8 graphs; its stages are the
-    export's prefix, expert and actions graphs.
+    export's prefix, expert and actions graphs. ``backend="openvino"`` runs the same folder
+    compiled by OpenVINO on the CPU (or an Intel GPU with device auto), precision float32,
+    int8 or bfloat16 (the bf16 inference hint, on CPUs that have it).
     """
 
     name: str
@@ -132,16 +137,17 @@ class BenchVariant:
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
             raise ConfigError(f"variant {self.name}: backend must be one of {', '.join(BACKENDS)}")
-        if self.precision not in ONNX_PRECISIONS:
-            raise ConfigError(f"variant {self.name}: precision must be one of "
-                              f"{', '.join(ONNX_PRECISIONS)}")
-        if self.backend == "onnxruntime" and (self.options or self.path != "fast"):
+        if self.precision not in PRECISIONS[self.backend]:
+            raise ConfigError(f"variant {self.name}: backend={self.backend} takes precision "
+                              f"{', '.join(PRECISIONS[self.backend])}, got {self.precision!r} "
+                              "(int8: onnxruntime / openvino; bfloat16: openvino)")
+        if self.backend in EXPORT_BACKENDS and (self.options or self.path != "fast"):
             raise ConfigError(f"variant {self.name}: path and speed options are torch options; "
-                              "backend=onnxruntime takes threads, precision, providers, "
-                              "frame_prep, steps")
-        if self.backend == "torch" and (self.precision != "float32" or self.providers):
-            raise ConfigError(f"variant {self.name}: precision and providers are onnxruntime "
-                              "options")
+                              f"backend={self.backend} takes threads, precision, "
+                              + ("providers, " if self.backend == "onnxruntime" else "")
+                              + "frame_prep, steps")
+        if self.backend != "onnxruntime" and self.providers:
+            raise ConfigError(f"variant {self.name}: providers are an onnxruntime option")
         if self.steps is not None and (not self.steps or min(self.steps) < 1):
             raise ConfigError(f"variant {self.name}: steps must be integers >= 1")
         if self.path not in PATHS:
@@ -163,12 +169,14 @@ def parse_variant(text: str) -> BenchVariant:
     """``NAME[:key=value,...]`` -> :class:`BenchVariant`.
 
     Keys: ``path`` (fast / sampler / naive), ``threads``, ``frame_prep``, ``steps`` (step
-    counts joined by ``+``), ``backend`` (torch / onnxruntime), ``precision`` (onnxruntime:
-    float32 / int8), ``providers`` (onnxruntime: execution providers joined by ``+`` in
-    priority order, e.g. ``tensorrt+cuda``; default: the ``device``) and any field of
+    counts joined by ``+``), ``backend`` (torch / onnxruntime / openvino), ``precision``
+    (onnxruntime: float32 / int8; openvino: float32 / int8 / bfloat16), ``providers``
+    (onnxruntime: execution providers joined by ``+`` in priority order, e.g.
+    ``tensorrt+cuda``; default: the ``device``) and any field of
     :class:`~snapflow_ros.runtime.fast_inference.FastInferenceConfig`, e.g.
     ``graph_bf16:accelerate=cuda_graph,dtype=bfloat16,steps=1+10`` or
-    ``ort:backend=onnxruntime,threads=1`` or ``ort_cuda:backend=onnxruntime,providers=cuda``.
+    ``ort:backend=onnxruntime,threads=1``, ``ort_cuda:backend=onnxruntime,providers=cuda`` or
+    ``ov:backend=openvino,threads=1,precision=bfloat16``.
     """
     name, _, spec = text.partition(":")
     if not name.strip():
@@ -297,7 +305,7 @@ def _onnx_folder(policy: Any, workdir: Path, made: dict[str, Path],
     if "folder" not in made:
         from snapflow_ros.export.onnx_export import OnnxExportConfig, export_policy_onnx
 
-        int8 = any(v.backend == "onnxruntime" and v.precision == "int8" for v in variants)
+        int8 = any(v.backend in EXPORT_BACKENDS and v.precision == "int8" for v in variants)
         started = time.perf_counter()
         # A VLA's prompt is traced into its graphs: the benchmark's own.
         export_policy_onnx(policy, workdir / "onnx", OnnxExportConfig(
@@ -395,13 +403,14 @@ def run_latency_benchmark(config: LatencyBenchConfig, variants: Sequence[BenchVa
                                      "frame_prep": frame_prep, "results": {}}
             stages = None
             try:
-                if variant.backend == "onnxruntime":
-                    entry.update(path="onnxruntime", options={"precision": variant.precision})
+                if variant.backend in EXPORT_BACKENDS:
+                    entry.update(path=variant.backend, options={"precision": variant.precision})
                     stages = OnnxInferenceStages(
                         _onnx_folder(policy, workdir, onnx_folders, variants, log),
                         variant.precision, torch.get_num_threads(),
-                        variant.providers or (config.device,), config.seed)
-                    # What onnxruntime resolved the request to (with the CPU fallback).
+                        variant.providers or (config.device,), config.seed,
+                        backend=variant.backend)
+                    # What the engine resolved the request to (onnxruntime: the CPU fallback).
                     entry["providers"] = stages.runner.providers
                 else:
                     stages = InferenceStages(policy, variant.path, variant.fast_config()

@@ -144,17 +144,24 @@ class OnnxInferenceStages:
     """The same stages on ONNX Runtime: an export folder's prefix, expert and actions graphs.
 
     ``preprocess`` is :meth:`~snapflow_ros.export.onnx_runner.OnnxPolicyRunner.build_batch`
-    plus numpy noise; ``threads`` are onnxruntime's intra-op threads.
+    plus numpy noise; ``threads`` are onnxruntime's intra-op threads. ``backend="openvino"``:
+    the same graphs compiled by OpenVINO (``providers[0]`` is its device, cpu / gpu / auto).
     """
 
     status = None
 
     def __init__(self, folder: Any, precision: str, threads: int, providers: tuple[str, ...],
-                 seed: int) -> None:
+                 seed: int, *, backend: str = "onnxruntime") -> None:
         from snapflow_ros.export.onnx_runner import OnnxPolicyRunner
 
-        self.runner = OnnxPolicyRunner(folder, providers=providers, intra_op_threads=threads,
-                                       precision=precision)
+        if backend == "openvino":
+            from snapflow_ros.export.openvino_runner import OpenVinoPolicyRunner
+
+            self.runner = OpenVinoPolicyRunner(folder, device=providers[0], threads=threads,
+                                               precision=precision)
+        else:
+            self.runner = OnnxPolicyRunner(folder, providers=providers, intra_op_threads=threads,
+                                           precision=precision)
         self.graphs = self.runner.graphs
         self.robot = self.runner.robot
         self.rng = np.random.default_rng(seed)

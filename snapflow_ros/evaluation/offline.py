@@ -47,6 +47,7 @@ import torch
 
 from snapflow_ros.config_fields import ConfigError, check_config, config_to_dict, param
 from snapflow_ros.data.episodes import Episode
+from snapflow_ros.evaluation.exported_policy import ExportedGraphPolicy
 from snapflow_ros.evaluation.metrics import (
     distinct_truths,
     mode_summary,
@@ -194,6 +195,10 @@ def _predict(policy, episodes, frames, config: OfflineEvalConfig, *, steps: int,
     for start in range(0, len(frames), config.batch_size):
         rows = frames[start:start + config.batch_size]
         batch = _batch(episodes, rows, policy.chunk_size, device)
+        if isinstance(policy, ExportedGraphPolicy):
+            parts.append(policy.predict(batch, steps=steps, mode=mode,
+                                        noise=noise[start:start + len(rows)]))
+            continue
         chunk = predict_action_chunk(policy, batch, num_steps=steps, mode=mode,
                                      noise=noise[start:start + len(rows)].to(device))
         parts.append(chunk.float().cpu().numpy())
@@ -219,7 +224,11 @@ def _time_calls(policy, episodes, frames, config: OfflineEvalConfig, *, steps: i
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         started = time.perf_counter()
-        predict_action_chunk(policy, batch, num_steps=steps, mode=mode, generator=generator)
+        if isinstance(policy, ExportedGraphPolicy):
+            policy.predict(batch, steps=steps, mode=mode, noise=sample_noise(
+                (1, policy.chunk_size, policy.action_dim), generator=generator))
+        else:
+            predict_action_chunk(policy, batch, num_steps=steps, mode=mode, generator=generator)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         if call >= warmup:
@@ -243,6 +252,10 @@ def _predict_samples(policy, episodes, frames, config: OfflineEvalConfig, *, ste
     for start in range(0, len(frames), per_pass):
         rows = frames[start:start + per_pass]
         batch = _batch(episodes, rows, policy.chunk_size, device)
+        if isinstance(policy, ExportedGraphPolicy):
+            parts.append(policy.predict_samples(batch, steps=steps, mode=mode,
+                                                noise=noise[start:start + len(rows)]))
+            continue
         with torch.inference_mode():
             context = policy.encode(batch)
             repeat = torch.arange(len(rows), device=policy.device).repeat_interleave(draws)
@@ -343,7 +356,9 @@ def evaluate_checkpoints(checkpoints: Mapping[str, str | Path] | Sequence[str | 
                          progress: bool = True, **overrides: Any) -> dict:
     """Score each checkpoint on the held-out episodes at every step count (and k-step sampler).
 
-    ``checkpoints``: ``{name: dir}`` or a list of dirs (named by folder). ``overrides`` replace
+    ``checkpoints``: ``{name: dir}`` or a list of dirs (named by folder); a value may also be an
+    :class:`~snapflow_ros.evaluation.exported_policy.ExportedGraphPolicy` (an ONNX export on
+    ONNX Runtime or OpenVINO), scored on the same frames from the same noise. ``overrides`` replace
     fields of ``config`` (e.g. ``step_counts=(1, 10)``). Returns the JSON-ready result::
 
         {"checkpoints": {name: {"path", "stage", "policy_type", "step", "modes",
@@ -366,7 +381,8 @@ def evaluate_checkpoints(checkpoints: Mapping[str, str | Path] | Sequence[str | 
     if overrides:
         config = replace_config(config, **overrides)
     if isinstance(checkpoints, Mapping):
-        named = {str(k): Path(v) for k, v in checkpoints.items()}
+        named = {str(k): v if isinstance(v, ExportedGraphPolicy) else Path(v)
+                 for k, v in checkpoints.items()}
     else:
         named = {}
         for path in checkpoints:
@@ -394,8 +410,13 @@ def evaluate_checkpoints(checkpoints: Mapping[str, str | Path] | Sequence[str | 
         frames += shared[:config.samples]
 
     # Read every checkpoint's description and check it fits before spending time on any.
-    infos = {name: read_checkpoint_info(path) for name, path in named.items()}
-    policies = {name: load_policy(path, device=device, expected_robot=robot)
+    infos = {name: path.checkpoint_info() if isinstance(path, ExportedGraphPolicy)
+             else read_checkpoint_info(path) for name, path in named.items()}
+    for name, path in named.items():
+        if isinstance(path, ExportedGraphPolicy):
+            path.robot.check_matches(robot, what=f"export {name} ({path.runner.export_dir})")
+    policies = {name: path if isinstance(path, ExportedGraphPolicy)
+                else load_policy(path, device=device, expected_robot=robot)
                 for name, path in named.items()}
 
     plan = []
@@ -484,6 +505,8 @@ def evaluate_checkpoints(checkpoints: Mapping[str, str | Path] | Sequence[str | 
                 "step": info["info"].get("step"),
                 "modes": modes,
                 "default_mode": default_mode,
+                **(policy.describe() if isinstance(policy, ExportedGraphPolicy)
+                   else {"backend": "torch", "precision": "float32"}),
                 "results": results,
             }
     finally:

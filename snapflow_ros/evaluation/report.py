@@ -86,7 +86,11 @@ def format_table(result: dict) -> str:
             vs_ref = "ref" if (name, key) == ref else f"{delta:+.1f}%"
         else:
             vs_ref = "-"
-        cells = [name, stage, str(metrics["steps"]), str(metrics.get("mode", "")),
+        entry = result["checkpoints"][name]
+        # An export's row names the engine and precision it ran in (int8 costs action error).
+        label = (name if entry.get("backend", "torch") == "torch"
+                 else f"{name} ({entry['backend']} {entry.get('precision', '')})")
+        cells = [label, stage, str(metrics["steps"]), str(metrics.get("mode", "")),
                  _fmt(metrics["mse_mean"]), vs_ref, _fmt(metrics["mse_median"]),
                  _fmt(metrics["mse_p90"]), _fmt(metrics["mse_p95"]), _fmt(metrics["mse_std"]),
                  _fmt(metrics["cos_sim"]), _fmt(metrics.get("spread")),

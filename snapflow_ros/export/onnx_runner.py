@@ -112,12 +112,22 @@ def resolve_providers(providers: Sequence[str]) -> list[str]:
     return resolved
 
 
+def check_no_torch_options(config: Any) -> None:
+    """Refuse a RunnerConfig's torch-only options (``accelerate``, ``inference_dtype``)."""
+    if config.accelerate != "none" or config.inference_dtype != "float32":
+        raise ConfigError(
+            f"accelerate={config.accelerate!r} / inference_dtype={config.inference_dtype!r} "
+            f"are options of the torch backend; the {config.backend} backend takes "
+            "onnx_precision")
+
+
 class OnnxGraphs:
     """The sessions of one export folder in one precision: the 1-NFE chunk and k-step sampling.
 
     Inputs are numpy feeds keyed by the manifest's input names (``state``, ``image_<camera>``
     ...), batch first; ``noise`` ``(B, H, D)`` float32. Used by the runner and by the export's
-    round-trip check, so both run the exact same sampling code.
+    round-trip check, so both run the exact same sampling code. Another engine reuses it by
+    overriding :meth:`_run` (:class:`~snapflow_ros.export.openvino_runner.OpenVinoGraphs`).
     """
 
     def __init__(self, folder: str | Path, manifest: dict, *, precision: str = "float32",
@@ -145,20 +155,26 @@ class OnnxGraphs:
                     f"{path}: onnxruntime could not start {', '.join(dropped)} (its libraries, "
                     "e.g. CUDA, cuDNN or TensorRT, did not load: see onnxruntime's log)")
             self.providers = [name for name in self.providers if name not in dropped]
+        self._read_names(manifest)
+
+    def _read_names(self, manifest: dict) -> None:
         graphs = manifest["graphs"]
         self.observation_names = [spec["name"] for spec in graphs["prefix"]["inputs"]]
         self.context_names = [spec["name"] for spec in graphs["prefix"]["outputs"]]
+
+    def _run(self, role: str, inputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        """The outputs of graph ``role`` for ``inputs``, in the manifest's output order."""
+        return self.sessions[role].run(None, dict(inputs))
 
     def one_step(self, feeds: Mapping[str, np.ndarray], noise: np.ndarray) -> np.ndarray:
         """SnapFlow's 1-NFE chunk ``(B, H, A)`` in robot units: the fused graph, one call."""
         inputs = {name: feeds[name] for name in self.observation_names}
         inputs["noise"] = noise
-        return self.sessions["one_step"].run(None, inputs)[0]
+        return self._run("one_step", inputs)[0]
 
     def encode(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         """The context tensors of an observation (the prefix graph)."""
-        return self.sessions["prefix"].run(
-            None, {name: feeds[name] for name in self.observation_names})
+        return self._run("prefix", {name: feeds[name] for name in self.observation_names})
 
     def sample(self, context: Sequence[np.ndarray], noise: np.ndarray, num_steps: int,
                mode: str = "jump") -> np.ndarray:
@@ -172,7 +188,6 @@ class OnnxGraphs:
             raise ValueError(f"num_steps must be an integer >= 1, got {num_steps!r}")
         if mode not in SAMPLER_MODES:
             raise ValueError(f"mode must be one of {', '.join(SAMPLER_MODES)}, got {mode!r}")
-        expert = self.sessions["expert"]
         inputs = dict(zip(self.context_names, context))
         rows = noise.shape[0]
         grid = [1.0 - i / num_steps for i in range(num_steps)] + [0.0]
@@ -180,14 +195,14 @@ class OnnxGraphs:
         for t_now, t_next in zip(grid[:-1], grid[1:]):
             t = np.full((rows,), t_now, dtype=np.float32)
             s = t if mode == "euler" else np.full((rows,), t_next, dtype=np.float32)
-            velocity = expert.run(None, dict(inputs, x=x, s=s, t=t))[0]
+            velocity = self._run("expert", dict(inputs, x=x, s=s, t=t))[0]
             # float32 like torch's in-graph step (a float64 step would differ in the last bits).
             x = x - np.float32(t_now - t_next) * velocity
         return x
 
     def to_robot_actions(self, x: np.ndarray) -> np.ndarray:
         """Normalised chunk ``(B, H, D)`` -> robot units ``(B, H, A)`` (the actions graph)."""
-        return self.sessions["actions"].run(None, {"x": x})[0]
+        return self._run("actions", {"x": x})[0]
 
     def predict(self, feeds: Mapping[str, np.ndarray], noise: np.ndarray, num_steps: int = 1,
                 mode: str = "jump") -> np.ndarray:
@@ -211,6 +226,14 @@ class OnnxPolicyRunner:
     def __init__(self, export_dir: str | Path, *, providers: Sequence[str] = ("cpu",),
                  intra_op_threads: int = 1, precision: str = "float32",
                  expected_robot: Any = None, seed: int | None = None) -> None:
+        self._open(export_dir, expected_robot, seed, precision)
+        self._graphs: OnnxGraphs | None = OnnxGraphs(
+            self.export_dir, self.manifest, precision=precision, providers=providers,
+            intra_op_threads=intra_op_threads)
+
+    def _open(self, export_dir: str | Path, expected_robot: Any, seed: int | None,
+              precision: str) -> None:
+        """Manifest, robot check, chunk shape, noise and lock: everything but the graphs."""
         self.export_dir = Path(export_dir)
         self.manifest = read_manifest(self.export_dir)
         self.robot = ExportedRobot.from_dict(self.manifest["robot"])
@@ -222,9 +245,6 @@ class OnnxPolicyRunner:
         batch = self.manifest["graphs"]["one_step"]["inputs"][0]["shape"][0]
         # A fixed-batch export of N runs one observation as N copies.
         self._rows = 1 if batch == BATCH_DIM else int(batch)
-        self._graphs: OnnxGraphs | None = OnnxGraphs(
-            self.export_dir, self.manifest, precision=precision, providers=providers,
-            intra_op_threads=intra_op_threads)
         self._rng = np.random.default_rng(seed if seed is not None and seed >= 0 else None)
         self._lock = threading.Lock()
 
@@ -235,10 +255,7 @@ class OnnxPolicyRunner:
         ``device`` picks the execution providers (cpu; cuda: CUDA; auto: CUDA if installed, CPU),
         ``torch_threads`` the intra-op threads, ``onnx_precision`` the graphs.
         """
-        if config.accelerate != "none" or config.inference_dtype != "float32":
-            raise ConfigError(
-                f"accelerate={config.accelerate!r} / inference_dtype={config.inference_dtype!r} "
-                "are options of the torch backend; the onnxruntime backend takes onnx_precision")
+        check_no_torch_options(config)
         return cls(config.checkpoint, providers=(config.device,),
                    intra_op_threads=config.torch_threads, precision=config.onnx_precision,
                    seed=config.seed if config.seed >= 0 else None)
@@ -257,7 +274,7 @@ class OnnxPolicyRunner:
     def graphs(self) -> OnnxGraphs:
         """The sessions, for callers that time the stages one by one (``bench latency``)."""
         if self._graphs is None:
-            raise RuntimeError("OnnxPolicyRunner is closed")
+            raise RuntimeError(f"{type(self).__name__} is closed")
         return self._graphs
 
     @property
@@ -269,12 +286,15 @@ class OnnxPolicyRunner:
         """The graph feeds of one observation: images resized to the export's size, batch 1.
 
         ``image_<camera>``: ``(1, 3, h, w)`` uint8, ``state`` ``(1, S)`` float32 and
-        ``environment_state`` ``(1, E)`` float32 when the export reads one.
+        ``environment_state`` ``(1, E)`` float32 when the export reads one; a PI05 export also
+        gets ``prompt_tokens`` ``(1, L)`` int64 and ``prompt_mask`` ``(1, L)`` bool, its prompt
+        built from the state and the observation's task (else the export's).
         """
         robot = self.robot
         task = self.manifest.get("task")
         asked = str(getattr(observation, "task", "") or "")
-        if task is not None and asked and asked != task:
+        state_prompt = self.manifest.get("state_prompt")
+        if task is not None and asked and asked != task and not state_prompt:
             # The prompt's tokens are constants of the graphs: another one needs another export.
             raise ValueError(f"the export was made for the task {task!r}, the observation asks "
                              f"for {asked!r}: export again with --task")
@@ -298,9 +318,24 @@ class OnnxPolicyRunner:
                 raise ValueError(f"environment_state of shape {environment.shape}, the export "
                                  f"reads {size} values {list(robot.environment_state_names)}")
             feeds["environment_state"] = environment[None]
+        if state_prompt:
+            feeds.update(self._prompt_feeds(feeds, asked or task or ""))
         if self._rows > 1:
             feeds = {name: np.repeat(value, self._rows, axis=0) for name, value in feeds.items()}
         return feeds
+
+    def _prompt_feeds(self, feeds: Mapping[str, np.ndarray], task: str) -> dict[str, np.ndarray]:
+        """PI05: the prompt tokens of the state (joints, then environment state) and task."""
+        from snapflow_ros.export.prompt_tokens import StatePromptSpec, StatePromptTokenizer
+
+        tokenizer = getattr(self, "_prompt_tokenizer", None)
+        if tokenizer is None:
+            tokenizer = self._prompt_tokenizer = StatePromptTokenizer(
+                self.export_dir, StatePromptSpec.from_dict(self.manifest["state_prompt"]))
+        state = feeds["state"]
+        if "environment_state" in feeds:
+            state = np.concatenate([state, feeds["environment_state"]], axis=1)
+        return tokenizer(state, [task] * len(state))
 
     def infer(self, observation: Any, num_steps: int = 1, mode: str = "jump",
               *, generator: np.random.Generator | None = None) -> InferenceResult:
@@ -312,7 +347,7 @@ class OnnxPolicyRunner:
         """
         with self._lock:
             if self._graphs is None:
-                raise RuntimeError("OnnxPolicyRunner is closed")
+                raise RuntimeError(f"{type(self).__name__} is closed")
             start = time.perf_counter()
             feeds = self.build_batch(observation)
             rng = generator if generator is not None else self._rng

@@ -36,7 +36,9 @@ if TYPE_CHECKING:
 RUNNER_TIMING_STAGES = ("preprocess", "model", "postprocess")
 """The keys of :attr:`InferenceResult.timings_ms`."""
 DEVICES = ("auto", "cpu", "cuda")
-BACKENDS = ("torch", "onnxruntime")
+BACKENDS = ("torch", "onnxruntime", "openvino")
+EXPORT_PRECISIONS = (*ONNX_PRECISIONS, "bfloat16")
+"""``onnx_precision`` values: the graph files, and bfloat16 (OpenVINO's hint on float32 ones)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,15 +66,20 @@ class RunnerConfig:
         "float32", "Precision of prefix and expert: float32, or bfloat16 autocast (GPUs; changes "
         "actions by about 1% of their spread).", choices=INFERENCE_DTYPES)
     backend: str = param(
-        "torch", "Inference backend: torch (checkpoint is a checkpoint or run directory) or "
-        "onnxruntime (checkpoint is a `snapflow export onnx` folder; torch_threads sets its "
-        "intra-op threads, device its execution provider).", choices=BACKENDS)
+        "torch", "Inference backend: torch (checkpoint is a checkpoint or run directory), "
+        "onnxruntime or openvino (checkpoint is a `snapflow export onnx` folder; torch_threads "
+        "sets their threads, device the execution provider; openvino: cpu, or auto for an "
+        "Intel GPU when present).", choices=BACKENDS)
     onnx_precision: str = param(
-        "float32", "Graphs the onnxruntime backend runs: float32, or int8 (an export made with "
-        "--quantize dynamic).", choices=ONNX_PRECISIONS)
+        "float32", "Graphs the onnxruntime / openvino backends run: float32, int8 (an export "
+        "made with --quantize dynamic) or, openvino only, bfloat16 (float32 graphs computed in "
+        "bf16 on CPUs with AVX512-BF16 / AMX).", choices=EXPORT_PRECISIONS)
 
     def __post_init__(self) -> None:
         check_config(self)
+        if self.onnx_precision == "bfloat16" and self.backend != "openvino":
+            raise ConfigError("onnx_precision bfloat16 is an option of the openvino backend "
+                              f"(backend is {self.backend})")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,7 +183,9 @@ class PolicyRunner:
         """Load ``config.checkpoint`` as ``config`` says (device, seed, threads, fast path).
 
         With ``backend="onnxruntime"`` this is an
-        :class:`~snapflow_ros.export.onnx_runner.OnnxPolicyRunner` (same interface, no torch).
+        :class:`~snapflow_ros.export.onnx_runner.OnnxPolicyRunner`, with ``"openvino"`` an
+        :class:`~snapflow_ros.export.openvino_runner.OpenVinoPolicyRunner` (same interface, no
+        torch; a missing OpenVINO is reported with the pip line that installs it).
         """
         if not config.checkpoint:
             raise ConfigError("parameter 'checkpoint' is empty: set it to a checkpoint directory")
@@ -184,6 +193,10 @@ class PolicyRunner:
             from snapflow_ros.export.onnx_runner import OnnxPolicyRunner
 
             return OnnxPolicyRunner.from_config(config)
+        if config.backend == "openvino":
+            from snapflow_ros.export.openvino_runner import OpenVinoPolicyRunner
+
+            return OpenVinoPolicyRunner.from_config(config)
         return cls(config.checkpoint, device=config.device,
                    seed=config.seed if config.seed >= 0 else None,
                    num_threads=config.torch_threads, accelerate=config.accelerate,
