@@ -41,7 +41,7 @@ EXTRAS_REQUIRE = {
         "ros-builtin-interfaces",
     ],
     # ONNX export (`snapflow export onnx`) and the torch-free ONNX Runtime runner.
-    "onnx": ["onnx>=1.18", "onnxruntime>=1.22", "onnxscript>=0.5"],
+    "onnx": ["onnx>=1.18", "onnxruntime>=1.22", "onnxscript>=0.5", "tokenizers>=0.21"],
     # The OpenVINO runner of the same export folders (`backend: openvino`); CPU / Intel GPU.
     "openvino": ["openvino>=2025.1"],
     "test": ["pytest", "hypothesis", "ruff"],

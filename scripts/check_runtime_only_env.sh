@@ -50,7 +50,8 @@ for node in ast.walk(tree):
         print("\n".join(extras["ros"]))
 PY
 )
-RUNTIME_PACKAGES=(numpy onnxruntime opencv-python-headless pyyaml "${ROS_PACKAGES[@]}")
+# tokenizers: a PI05 export's runner tokenises its state prompt (the onnx extra has it).
+RUNTIME_PACKAGES=(numpy onnxruntime tokenizers opencv-python-headless pyyaml "${ROS_PACKAGES[@]}")
 step "pip install ${RUNTIME_PACKAGES[*]} (log: $WORK/pip.log)"
 if ! "$VENV_PYTHON" -m pip install -q "${RUNTIME_PACKAGES[@]}" >"$WORK/pip.log" 2>&1; then
   tail -20 "$WORK/pip.log"

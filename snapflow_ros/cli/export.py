@@ -143,7 +143,7 @@ def run_export_lerobot(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-ONNX_MODULES = ("onnx", "onnxruntime", "onnxscript")
+ONNX_MODULES = ("onnx", "onnxruntime", "onnxscript", "tokenizers")
 """What ``snapflow export onnx`` needs beyond torch: the ``onnx`` extra of setup.py."""
 
 
@@ -187,7 +187,8 @@ def add_arguments_export(parser: argparse.ArgumentParser) -> None:
     onnx.add_argument("--external-data", choices=("auto", "always", "never"), default="auto",
                       help="weights in <graph>.onnx.data beside each graph (auto: above 1.5 GiB)")
     onnx.add_argument("--task", default="", metavar="TEXT",
-                      help="VLAs (SmolVLA, PI0): the instruction baked into the graphs "
+                      help="VLAs: SmolVLA / PI0: the instruction baked into the graphs; PI05 "
+                           "(prompt tokenised at run time): the default task of the runner "
                            "(default: the policy's default task)")
     onnx.add_argument("--overwrite", action="store_true", help="replace an existing --out")
 

@@ -6,7 +6,9 @@ The graphs are traced through the policy's own public calls (``encode``, ``veloc
 ``to_robot_actions``), so whatever the policy reads (cameras, state, environment state) and its
 normalisation end up in the graphs; nothing of the model is written twice. A VLA's (SmolVLA,
 PI0) preprocessor runs inside the trace too: its prompt, one task per export, becomes constant
-tokens, and its KV cache the context tensors of the k-step pieces:
+tokens, and its KV cache the context tensors of the k-step pieces. PI05 writes the state into its
+prompt, so its graphs take the prompt's tokens and mask instead of the state, and the runner
+builds them (:mod:`~snapflow_ros.export.prompt_tokens`, the export's ``tokenizer.json``):
 
 - ``one_step``: observation + noise -> ``noise - F(noise, s=0, t=1)`` in robot units (SnapFlow's
   1-NFE chunk, one call);
@@ -47,13 +49,22 @@ from snapflow_ros.export.manifest import (
     tensor_spec,
     write_manifest,
 )
+from snapflow_ros.export.state_prompt_graph import (
+    state_prompt_context,
+    state_prompt_feeds,
+    state_prompt_spec,
+    write_tokenizer,
+)
 from snapflow_ros.policies.base import FlowMatchingPolicy
 
-SUPPORTED_POLICY_TYPES = ("compact", "smolvla", "pi0")
-"""Policies whose inference path traces into graphs. PI05 is not among them: it writes the state
-into its prompt as text, so its tokens depend on the state and cannot be graph constants."""
+SUPPORTED_POLICY_TYPES = ("compact", "smolvla", "pi0", "pi05")
+"""Policies whose inference path traces into graphs."""
 PROMPT_POLICY_TYPES = ("smolvla", "pi0", "pi05")
-"""Policies with a language prompt: its tokens are traced as constants (one task per export)."""
+"""Policies with a language prompt."""
+STATE_PROMPT_POLICY_TYPES = ("pi05",)
+"""Policies that write the state into their prompt (:mod:`~snapflow_ros.export.prompt_tokens`):
+their graphs take the prompt's tokens as inputs instead of the state; the others' prompt is traced
+as constant tokens (one task per export)."""
 QUANTIZE_METHODS = ("none", "dynamic")
 GRAPH_FILES = {role: f"{role}.onnx" for role in GRAPH_ROLES}
 
@@ -80,8 +91,9 @@ class OnnxExportConfig:
         "1.5 GiB: protobuf caps a graph file at 2 GB), always or never.",
         choices=("auto", "always", "never"))
     task: str = param("", "VLAs: the instruction baked into the graphs (its prompt tokens "
-                      "become constants; runners refuse another); empty: the policy's default "
-                      "task. The compact policy reads none.")
+                      "become constants; runners refuse another; PI05: the runner's default, "
+                      "tokenised at run time); empty: the policy's default task. The compact "
+                      "policy reads none.")
 
     def __post_init__(self) -> None:
         check_config(self)
@@ -96,9 +108,13 @@ class _ObservationGraph(nn.Module):
         self.task = task
         self.camera_keys = tuple(policy.robot.camera_keys)
         self.has_environment = bool(policy.robot.environment_state_names)
+        self.state_prompt = policy.policy_type in STATE_PROMPT_POLICY_TYPES
 
-    def observation_count(self) -> int:
-        return len(self.camera_keys) + 1 + int(self.has_environment)
+    def context(self, observation: tuple[torch.Tensor, ...]):
+        """The policy's context of the observation inputs (images, state or prompt tokens)."""
+        if not self.state_prompt:
+            return self.policy.encode(self.batch(observation))
+        return state_prompt_context(self.policy, observation, self.task)
 
     def batch(self, observation: tuple[torch.Tensor, ...]) -> dict:
         cameras = len(self.camera_keys)
@@ -118,7 +134,7 @@ class OneStepGraph(_ObservationGraph):
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         """Actions ``(B, H, A)`` in robot units for the observation inputs and ``noise``."""
         noise = inputs[-1]
-        context = self.policy.encode(self.batch(inputs[:-1]))
+        context = self.context(inputs[:-1])
         rows = noise.shape[0]
         velocity = self.policy.velocity(noise, noise.new_zeros(rows), noise.new_ones(rows),
                                         context)
@@ -130,7 +146,7 @@ class PrefixGraph(_ObservationGraph):
 
     def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """The context's tensor leaves for the observation inputs."""
-        return tuple(_pytree.tree_leaves(self.policy.encode(self.batch(inputs))))
+        return tuple(_pytree.tree_leaves(self.context(inputs)))
 
 
 class ExpertGraph(nn.Module):
@@ -264,6 +280,12 @@ def _round_trip(folder: Path, manifest: dict, policy: FlowMatchingPolicy, precis
     rng = np.random.default_rng(config.seed)
     feeds = random_observation(policy, rows, rng)
     noise = rng.standard_normal((rows, policy.chunk_size, policy.action_dim), dtype=np.float32)
+    if manifest.get("state_prompt"):
+        from snapflow_ros.export.prompt_tokens import StatePromptSpec
+
+        # The runner's tokens on the ONNX side, LeRobot's processor on the torch side.
+        feeds = state_prompt_feeds(feeds, folder, StatePromptSpec.from_dict(
+            manifest["state_prompt"]), manifest["task"])
     graphs = OnnxGraphs(folder, manifest, precision=precision, intra_op_threads=0)
     scale = action_range(policy)
     batch = _torch_batch(policy, feeds, manifest["task"])
@@ -380,10 +402,8 @@ def export_policy_onnx(policy: FlowMatchingPolicy, out: str | Path, config: Onnx
         raise ConfigError(f"{out} exists: choose another --out or pass --overwrite")
     where = source["path"] if source else "policy"
     if policy.policy_type not in SUPPORTED_POLICY_TYPES:
-        why = (" (PI05 writes the state into its prompt as text: not traceable as a graph)"
-               if policy.policy_type == "pi05" else "")
         raise ConfigError(f"{where}: ONNX export supports {', '.join(SUPPORTED_POLICY_TYPES)} "
-                          f"policies; this one is {policy.policy_type!r}{why}")
+                          f"policies; this one is {policy.policy_type!r}")
     names = [image_input_name(key) for key in policy.robot.camera_keys]
     if len(set(names)) != len(names):
         raise ConfigError(f"camera keys {list(policy.robot.camera_keys)} give the same graph "
@@ -404,6 +424,22 @@ def export_policy_onnx(policy: FlowMatchingPolicy, out: str | Path, config: Onnx
     horizon, width = policy.chunk_size, policy.action_dim
     noise = torch.zeros(rows, horizon, width)
     observation_specs = _observation_specs(policy, batch)
+    prompt_spec = None
+    if policy.policy_type in STATE_PROMPT_POLICY_TYPES:
+        from lerobot.utils.constants import OBS_LANGUAGE_ATTENTION_MASK, OBS_LANGUAGE_TOKENS
+
+        prompt_spec = state_prompt_spec(policy, where)
+        # The state reaches the model only through the prompt: the tokens replace it.
+        with torch.no_grad():
+            processed = policy.preprocess(_torch_batch(policy, example, task))
+        observation = (*observation[:len(policy.robot.camera_keys)],
+                       processed[OBS_LANGUAGE_TOKENS].long().cpu(),
+                       processed[OBS_LANGUAGE_ATTENTION_MASK].bool().cpu())
+        length = prompt_spec.max_length
+        observation_specs = [
+            *observation_specs[:len(policy.robot.camera_keys)],
+            tensor_spec("prompt_tokens", "prompt_tokens", [batch, length], "int64"),
+            tensor_spec("prompt_mask", "prompt_mask", [batch, length], "bool")]
     with torch.no_grad():
         context_leaves, context_spec = _pytree.tree_flatten(
             policy.encode(_torch_batch(policy, example, task)))
@@ -437,6 +473,8 @@ def export_policy_onnx(policy: FlowMatchingPolicy, out: str | Path, config: Onnx
     work = Path(tempfile.mkdtemp(prefix=f".tmp-{out.name}-", dir=out.parent))
     try:
         manifest_graphs = {}
+        if prompt_spec is not None:
+            tokenizer_file = write_tokenizer(policy, work)
         for role, (module, args, inputs, outputs) in graphs.items():
             log(f"exporting {role} graph")
             _export_graph(module.eval(), args, work / GRAPH_FILES[role],
@@ -459,6 +497,9 @@ def export_policy_onnx(policy: FlowMatchingPolicy, out: str | Path, config: Onnx
             "round_trip": {"tolerance_of_range": config.tolerance_of_range,
                            "action_range": action_range(policy).tolist()},
         }
+        if prompt_spec is not None:
+            manifest["state_prompt"] = dict(prompt_spec.to_dict(),
+                                            tokenizer_sha256=file_sha256(tokenizer_file))
         manifest["round_trip"]["float32"] = _round_trip(work, manifest, policy, "float32",
                                                         config, rows)
         if config.quantize == "dynamic":

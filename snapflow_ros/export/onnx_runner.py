@@ -286,12 +286,15 @@ class OnnxPolicyRunner:
         """The graph feeds of one observation: images resized to the export's size, batch 1.
 
         ``image_<camera>``: ``(1, 3, h, w)`` uint8, ``state`` ``(1, S)`` float32 and
-        ``environment_state`` ``(1, E)`` float32 when the export reads one.
+        ``environment_state`` ``(1, E)`` float32 when the export reads one; a PI05 export also
+        gets ``prompt_tokens`` ``(1, L)`` int64 and ``prompt_mask`` ``(1, L)`` bool, its prompt
+        built from the state and the observation's task (else the export's).
         """
         robot = self.robot
         task = self.manifest.get("task")
         asked = str(getattr(observation, "task", "") or "")
-        if task is not None and asked and asked != task:
+        state_prompt = self.manifest.get("state_prompt")
+        if task is not None and asked and asked != task and not state_prompt:
             # The prompt's tokens are constants of the graphs: another one needs another export.
             raise ValueError(f"the export was made for the task {task!r}, the observation asks "
                              f"for {asked!r}: export again with --task")
@@ -315,9 +318,24 @@ class OnnxPolicyRunner:
                 raise ValueError(f"environment_state of shape {environment.shape}, the export "
                                  f"reads {size} values {list(robot.environment_state_names)}")
             feeds["environment_state"] = environment[None]
+        if state_prompt:
+            feeds.update(self._prompt_feeds(feeds, asked or task or ""))
         if self._rows > 1:
             feeds = {name: np.repeat(value, self._rows, axis=0) for name, value in feeds.items()}
         return feeds
+
+    def _prompt_feeds(self, feeds: Mapping[str, np.ndarray], task: str) -> dict[str, np.ndarray]:
+        """PI05: the prompt tokens of the state (joints, then environment state) and task."""
+        from snapflow_ros.export.prompt_tokens import StatePromptSpec, StatePromptTokenizer
+
+        tokenizer = getattr(self, "_prompt_tokenizer", None)
+        if tokenizer is None:
+            tokenizer = self._prompt_tokenizer = StatePromptTokenizer(
+                self.export_dir, StatePromptSpec.from_dict(self.manifest["state_prompt"]))
+        state = feeds["state"]
+        if "environment_state" in feeds:
+            state = np.concatenate([state, feeds["environment_state"]], axis=1)
+        return tokenizer(state, [task] * len(state))
 
     def infer(self, observation: Any, num_steps: int = 1, mode: str = "jump",
               *, generator: np.random.Generator | None = None) -> InferenceResult:
