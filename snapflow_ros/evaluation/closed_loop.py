@@ -155,6 +155,8 @@ class EpisodeResult:
     # seed and noise seed give the same digest in lockstep, so a difference is not noise.
     command_digest: str = ""
     lockstep_timeouts: int = 0  # steps the robot ran on a held target, waiting in vain
+    # transfer_cube_obstacle: the post was touched (the episode failed there); None: no post.
+    obstacle_touched: bool | None = None
 
     def to_dict(self) -> dict:
         """JSON form, with the per-inference latencies reduced to percentiles."""
@@ -192,6 +194,9 @@ def summarize_episodes(episodes: Sequence[EpisodeResult]) -> dict:
         "timeouts": sum(1 for e in episodes if e.timed_out),
         "lockstep_timeouts": sum(e.lockstep_timeouts for e in episodes),
         "digest": episodes_digest(episodes),
+        # How many episodes failed on the post: where the mean of two ways ends up.
+        "obstacle_touched": (sum(1 for e in episodes if e.obstacle_touched)
+                             if any(e.obstacle_touched is not None for e in episodes) else None),
     }
 
 
@@ -357,6 +362,12 @@ def closed_loop_report_markdown(result: dict, plots: list[tuple[str, str]]) -> s
         "2 lifted, 3 touched by the other gripper, 4 transferred). Latency: the policy node's "
         "preprocess + model + postprocess per chunk (wall clock).", "",
         format_table(result)]
+    touched = [(name, entry["summary"]) for name, entry in result["cases"].items()
+               if entry["summary"].get("obstacle_touched") is not None]
+    if touched:
+        lines += ["Episodes that touched the post (a failure): " + ", ".join(
+            f"{name} {summary['obstacle_touched']}/{summary['episodes']}"
+            for name, summary in touched) + ".", ""]
     for file, caption in plots:
         lines += [f"![{caption}]({file})", ""]
     return "\n".join(lines)

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -14,6 +15,7 @@ from snapflow_ros.evaluation.closed_loop import (
     ClosedLoopCase,
     ClosedLoopConfig,
     EpisodeResult,
+    closed_loop_report_markdown,
     format_table,
     summarize_episodes,
     wilson_interval,
@@ -113,3 +115,18 @@ def test_bad_settings_are_refused_when_the_case_or_config_is_made():
         ClosedLoopCase(name="x", checkpoint="c", sampler_mode="rk4")
     with pytest.raises(ConfigError, match="image_size"):
         ClosedLoopConfig(image_size=64)
+
+
+def test_summary_counts_episodes_that_touched_the_post_only_where_there_is_one():
+    plain = [_episode(1, True, 4.0, first=250), _episode(2, False, 2.0)]
+    assert summarize_episodes(plain)["obstacle_touched"] is None
+    post = [dataclasses.replace(e, obstacle_touched=touched)
+            for e, touched in zip(plain + [_episode(3, False, 1.0)], (False, True, True))]
+    summary = summarize_episodes(post)
+    assert summary["obstacle_touched"] == 2
+    assert post[1].to_dict()["obstacle_touched"] is True
+    result = {"config": {"task": "transfer_cube_obstacle", "seed_start": 100000, "episodes": 3,
+                         "episode_steps": 400},
+              "cases": {"teacher@1": {"case": {"num_steps": 1, "sampler_mode": "euler",
+                                               "n_act": 10}, "summary": summary}}}
+    assert "teacher@1 2/3" in closed_loop_report_markdown(result, [])

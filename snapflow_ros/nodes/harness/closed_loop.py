@@ -325,7 +325,10 @@ class ClosedLoopRunner:
             sim_time_s=steps * CONTROL_PERIOD_S, wall_time_s=wall, timed_out=timed_out,
             inference_ms=list(self.monitor.inference_ms), chunks=self.monitor.chunks,
             command_digest=str(final.get("command_digest", "")),
-            lockstep_timeouts=int(final.get("lockstep_timeouts", 0)))
+            lockstep_timeouts=int(final.get("lockstep_timeouts", 0)),
+            obstacle_touched=(bool(final["obstacle_touched"]) if self.config.task
+                              == "transfer_cube_obstacle" and "obstacle_touched" in final
+                              else None))
 
     def run_case(self, case: ClosedLoopCase) -> dict:
         """Every held-out episode of ``case``: ``{"case", "summary", "episodes"}``."""
