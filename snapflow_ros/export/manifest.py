@@ -13,6 +13,10 @@ An export folder is self-contained::
     expert.onnx            x, s, t, context -> average velocity F (run once per step)
     actions.onnx           normalised chunk -> robot units
     *.int8.onnx            the same graphs with int8 weights (``--quantize dynamic``)
+    tokenizer.json         PI05 only: the tokenizer of its state prompt, which the runner builds
+                           (the manifest's ``state_prompt``: :mod:`snapflow_ros.export.
+                           prompt_tokens`); its graphs take ``prompt_tokens`` / ``prompt_mask``
+                           instead of ``state``
 
 Every tensor is described as ``{"name", "role", "shape", "dtype"}``; a dimension named
 ``"batch"`` is dynamic. Numpy-free and torch-free, so a robot with only onnxruntime reads it.
@@ -119,6 +123,14 @@ def read_manifest(folder: str | Path, *, verify_hashes: bool = True) -> dict:
                         f"{data}: external weights of {graph.name} "
                         + ("missing" if size is None else
                            f"have {size} bytes, the export wrote {entry['data_bytes']}"))
+    prompt = manifest.get("state_prompt")
+    if prompt:
+        tokenizer = folder / prompt.get("tokenizer_file", "tokenizer.json")
+        if not tokenizer.is_file():
+            raise ExportFolderError(f"{folder}: the state prompt's tokenizer is missing: "
+                                    f"{tokenizer}")
+        if verify_hashes and file_sha256(tokenizer) != prompt.get("tokenizer_sha256"):
+            raise ExportFolderError(f"{tokenizer}: contents differ from the manifest's sha256")
     check = manifest["round_trip"].get("float32", {})
     if not check.get("passed", False):
         raise ExportFolderError(

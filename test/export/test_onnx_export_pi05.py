@@ -128,3 +128,17 @@ def test_missing_tokenizers_package_names_the_extra(pi05_export, monkeypatch):
     monkeypatch.setitem(sys.modules, "tokenizers", None)
     with pytest.raises(ExportFolderError, match=r"snapflow_ros\[onnx\]"):
         load_tokenizer(folder / "tokenizer.json")
+
+
+def test_an_export_without_its_tokenizer_is_refused(pi05_export, tmp_path):
+    import shutil
+
+    _, folder, _ = pi05_export
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    (copy / "tokenizer.json").write_text("{}")
+    with pytest.raises(ExportFolderError, match="tokenizer.json: contents differ"):
+        read_manifest(copy)
+    (copy / "tokenizer.json").unlink()
+    with pytest.raises(ExportFolderError, match="tokenizer is missing"):
+        OnnxPolicyRunner(copy)
