@@ -119,6 +119,10 @@ class SimDemoConfig:
         1, "Noise samples per held-out frame (snapflow eval --samples-per-frame): K >= 2 adds "
         "best-of-K MSE, the share between modes and mode coverage (K times the sampling).",
         low=1, high=1000)
+    offline_distinct_truth_mse: float = param(
+        0.0, "MSE above which two recorded chunks of one observation are different truths "
+        "(snapflow eval --distinct-truth-mse; 0: ten times the teacher's median best-of-K).",
+        low=0.0, high=1e6)
     eval_episodes: int = param(10, "Closed-loop episodes (held-out seeds) per main "
                                "configuration.", low=1, high=100000)
     teacher_eval_steps: int = param(10, "Sampler steps of the teacher in closed loop.",
@@ -210,6 +214,7 @@ def stage_commands(config: SimDemoConfig, out: Path, *, sim_python: str, python:
                "--steps", ",".join(map(str, config.offline_steps)),
                "--samples", str(config.offline_samples),
                "--samples-per-frame", str(config.offline_samples_per_frame),
+               "--distinct-truth-mse", str(config.offline_distinct_truth_mse),
                "--device", config.device,
                "--json", str(out / "offline_eval.json"), "--report", str(out / "offline_report"),
                "--no-progress"]

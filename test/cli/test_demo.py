@@ -57,6 +57,8 @@ def test_the_experiment_profiles_pick_their_task_inputs_and_offline_samples():
     multimodal = load_demo_config(CONFIG, "multimodal")
     assert (multimodal.task, multimodal.environment_state) == ("transfer_cube_obstacle", True)
     assert multimodal.heldout_demos == 10 and multimodal.offline_samples_per_frame == 8
+    # The two ways' first chunks are 0.0039 apart: under the default threshold of 10x.
+    assert multimodal.offline_distinct_truth_mse == 0.002
     insertion = load_demo_config(CONFIG, "insertion")
     assert (insertion.task, insertion.heldout_demos, insertion.teacher_steps) == (
         "insertion", 0, 3000)
@@ -205,7 +207,7 @@ def test_stage_commands_chain_the_outputs_of_earlier_stages(tmp_path):
 
 def test_a_multimodal_task_records_its_held_out_seeds_both_ways(tmp_path):
     config = dataclasses.replace(TINY, task="transfer_cube_obstacle", heldout_demos=2,
-                                 offline_samples_per_frame=8)
+                                 offline_samples_per_frame=8, offline_distinct_truth_mse=0.002)
     commands = stage_commands(config, tmp_path, sim_python="/s", python="/p", params_file=None)
     train, held_out = commands["demos"]
     assert "--strategy" not in train  # training: the way drawn from each seed
@@ -213,6 +215,7 @@ def test_a_multimodal_task_records_its_held_out_seeds_both_ways(tmp_path):
     assert _flag(held_out, "--task") == "transfer_cube_obstacle"
     (offline,) = commands["offline"]
     assert _flag(offline, "--samples-per-frame") == "8"
+    assert float(_flag(offline, "--distinct-truth-mse")) == 0.002
     assert _flag(offline, "--bags") == str(tmp_path / "heldout_demos")
     assert _flag(commands["closed_loop"][0], "--task") == "transfer_cube_obstacle"
 
