@@ -52,7 +52,11 @@ def test_onnxruntime_export_scores_as_its_checkpoint_and_int8_is_named(
     assert result["checkpoints"]["Q"]["precision"] == "int8"
     quantised = result["checkpoints"]["Q"]["results"]["1"]["per_sample_mse"]
     exact = torch_entry["results"]["1"]["per_sample_mse"]
-    assert np.all(np.isfinite(quantised)) and not np.allclose(quantised, exact, rtol=1e-6)
+    # 7-bit weights keep the tiny model's int8 error small, but they are other graphs: the same
+    # engine on the float32 graphs of the folder (X) gives other errors.
+    floating = export_entry["results"]["1"]["per_sample_mse"]
+    assert np.all(np.isfinite(quantised)) and not np.array_equal(quantised, floating)
+    np.testing.assert_allclose(quantised, exact, rtol=0.05, atol=1e-6)
     assert "| Q (onnxruntime int8) |" in stdout
 
 
