@@ -178,3 +178,13 @@ def check_phi_s_enters_the_time_half(policy) -> None:
     moved = shifted[..., width:] - plain[..., width:]
     assert torch.allclose(moved, constant.expand_as(moved), atol=1e-5)
     assert not torch.allclose(after, before)  # and the velocity sees it
+
+
+def export_tiny_vla(root: Path, kind: str, task: str):
+    """A tiny ``kind`` VLA and its ONNX export under ``root``: ``(policy, folder, manifest)``."""
+    from snapflow_ros.export.onnx_export import OnnxExportConfig, export_policy_onnx
+
+    policy = build_vla(kind, write_backbones(root)).eval()
+    manifest = export_policy_onnx(policy, root / "onnx", OnnxExportConfig(task=task),
+                                  log=lambda line: None)
+    return policy, root / "onnx", manifest

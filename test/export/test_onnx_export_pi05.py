@@ -18,12 +18,10 @@ from lerobot.utils.constants import (  # noqa: E402
     OBS_LANGUAGE_ATTENTION_MASK,
     OBS_LANGUAGE_TOKENS,
 )
-from vla_fixtures import STATS, build_vla, write_backbones  # noqa: E402
+from vla_fixtures import STATS, export_tiny_vla  # noqa: E402
 
 from snapflow_ros.export.manifest import ExportFolderError, read_manifest  # noqa: E402
 from snapflow_ros.export.onnx_export import (  # noqa: E402
-    OnnxExportConfig,
-    export_policy_onnx,
     random_observation,
 )
 from snapflow_ros.export.onnx_runner import OnnxGraphs, OnnxPolicyRunner  # noqa: E402
@@ -40,11 +38,7 @@ TASK = "pick up the cube"
 
 @pytest.fixture(scope="module")
 def pi05_export(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pi05")
-    policy = build_vla("pi05", write_backbones(root)).eval()
-    manifest = export_policy_onnx(policy, root / "onnx", OnnxExportConfig(task=TASK),
-                                  log=lambda line: None)
-    return policy, root / "onnx", manifest
+    return export_tiny_vla(tmp_path_factory.mktemp("pi05"), "pi05", TASK)
 
 
 def _states(rows: int = 12) -> np.ndarray:

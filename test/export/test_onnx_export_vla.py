@@ -16,7 +16,7 @@ import torch
 pytest.importorskip("lerobot")
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
-from vla_fixtures import ROBOT, build_vla, write_backbones  # noqa: E402
+from vla_fixtures import ROBOT, build_vla, export_tiny_vla, write_backbones  # noqa: E402
 
 from snapflow_ros.config_fields import ConfigError  # noqa: E402
 from snapflow_ros.export.manifest import read_manifest  # noqa: E402
@@ -34,11 +34,7 @@ TASK = "pick up the cube"
 
 @pytest.fixture(scope="module")
 def smolvla_export(tmp_path_factory):
-    root = tmp_path_factory.mktemp("smolvla")
-    policy = build_vla("smolvla", write_backbones(root)).eval()
-    manifest = export_policy_onnx(policy, root / "onnx", OnnxExportConfig(task=TASK),
-                                  log=lambda line: None)
-    return policy, root / "onnx", manifest
+    return export_tiny_vla(tmp_path_factory.mktemp("smolvla"), "smolvla", TASK)
 
 
 def _batch(feeds, task):
