@@ -54,7 +54,7 @@ from snapflow_ros.nodes.ros_parameters import (
     declare_config_parameters,
     parameter_values,
 )
-from snapflow_ros.training.config import TrainConfig
+from snapflow_ros.training.config import RECIPE_FIELDS, TrainConfig
 from snapflow_ros.training.train_job import (
     NODE_NAME,
     TrainJobConfig,
@@ -79,8 +79,9 @@ def render_params_yaml() -> str:
         "--ros-args --params-file config/train.yaml -p bags:=[demos/] -p out_dir:=runs/teacher).\n"
         "The same file configures the command line: snapflow train --config config/train.yaml.\n"
         "Empty lists and unset values are commented out (a ROS parameter file holds neither).\n"
-        "Unset recipe values (batch_size, lr, weight_decay, warmup_steps, min_lr_fraction,\n"
-        "grad_clip) take the policy's default (snapflow_ros.training.config.TRAINING_DEFAULTS).\n"
+        "Unset recipe values take the policy's default\n"
+        "(snapflow_ros.training.config.TRAINING_DEFAULTS):\n"
+        f"{', '.join(RECIPE_FIELDS)}.\n"
         "Generated from the config classes by snapflow_ros.nodes.train_node.render_params_yaml.")
     return render_train_params_yaml(PARAMETER_CONFIGS[3:], header=header)
 

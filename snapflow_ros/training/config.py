@@ -58,7 +58,7 @@ TRAINING_DEFAULTS: dict[str, TrainingDefaults] = {
 }
 """Each policy type's recipe; any other type (a test or third-party backend) gets compact's."""
 
-_RECIPE_FIELDS = ("lr", "batch_size", "warmup_steps", "grad_clip", "weight_decay",
+RECIPE_FIELDS = ("lr", "batch_size", "warmup_steps", "grad_clip", "weight_decay",
                   "min_lr_fraction", "ema_decay")
 
 
@@ -147,7 +147,7 @@ class TrainConfig:
         Values already set are kept (a user's flag, YAML key or ``--set`` wins). Idempotent.
         """
         defaults = training_defaults(policy_type)
-        changes = {name: getattr(defaults, name) for name in _RECIPE_FIELDS
+        changes = {name: getattr(defaults, name) for name in RECIPE_FIELDS
                    if getattr(self, name) is None}
         if "warmup_steps" in changes and 0 < self.steps < defaults.schedule_steps:
             changes["warmup_steps"] = int(defaults.warmup_steps * self.steps
@@ -156,7 +156,7 @@ class TrainConfig:
 
     def unset_recipe_fields(self) -> tuple[str, ...]:
         """The recipe fields still unset (a policy's default applies): empty once resolved."""
-        return tuple(name for name in _RECIPE_FIELDS if getattr(self, name) is None)
+        return tuple(name for name in RECIPE_FIELDS if getattr(self, name) is None)
 
     def snapflow_config(self):  # -> SnapFlowConfig; imported lazily to keep this module light
         """The :class:`~snapflow_ros.snapflow.objective.SnapFlowConfig` of these settings."""
