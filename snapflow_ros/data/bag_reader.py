@@ -162,6 +162,7 @@ class TopicStream:
     receive_ns: np.ndarray  # (N,) int64, bag receive time
     values: Any  # (N, ...) ndarray, or a list for text / bool streams
     header_time: bool = False  # True if stamps_ns came from header.stamp
+    non_finite: int = 0  # messages left out because a value was NaN or inf
 
     def __len__(self) -> int:
         return len(self.stamps_ns)
@@ -347,8 +348,21 @@ class _Collector:
                 sorted_values = sorted_values[order]
         else:
             sorted_values = np.zeros((0, *value_shape), dtype=dtype)
-        return TopicStream(self.topic, self.msgtype, stamps[order], receive[order],
-                           sorted_values, header_time=use_header)
+        stamps, receive = stamps[order], receive[order]
+        non_finite = 0
+        if (value_shape is not None and len(sorted_values)
+                and np.issubdtype(sorted_values.dtype, np.floating)):
+            # A NaN or inf reading (a tracker that lost the object, a driver glitch) is left
+            # out as if it had never arrived: the sample takes the previous message while that
+            # is within the tolerance, else it is dropped as stale; one bad message must not
+            # cost the whole recording, nor reach the training batch.
+            finite = np.isfinite(sorted_values.reshape(len(sorted_values), -1)).all(axis=1)
+            non_finite = int((~finite).sum())
+            if non_finite:
+                stamps, receive, sorted_values = stamps[finite], receive[finite], \
+                    sorted_values[finite]
+        return TopicStream(self.topic, self.msgtype, stamps, receive, sorted_values,
+                           header_time=use_header, non_finite=non_finite)
 
 
 _ACTION_TYPE_OF_MSGTYPE = {msgtype: name for name, msgtype in ACTION_MSGTYPES.items()}

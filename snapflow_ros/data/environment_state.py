@@ -134,9 +134,9 @@ def environment_state_rows(source: str, msgtype: str, messages: Sequence[object]
                            layout: str = "pose") -> tuple[tuple[str, ...], np.ndarray]:
     """Names and ``(N, n)`` float64 values of all messages of one topic (a recording).
 
-    Every message must give the same number of finite values; raises
-    :class:`EnvironmentStateError` naming the first message that does not. No message: no names,
-    shape ``(0, 0)``.
+    Every message must give the same number of values; raises :class:`EnvironmentStateError`
+    naming the first message that does not. NaN / inf values are returned as they are (the bag
+    reader leaves such messages out and counts them). No message: no names, shape ``(0, 0)``.
     """
     rows = [environment_state_values(msgtype, message, layout) for message in messages]
     if not rows:
@@ -149,10 +149,4 @@ def environment_state_rows(source: str, msgtype: str, messages: Sequence[object]
             raise EnvironmentStateError(
                 f"message {index} gives {row.size} values where the first gave {size} (the "
                 "number of objects must stay the same through a recording)")
-    values = np.stack(rows)
-    bad = np.nonzero(~np.isfinite(values).all(axis=1))[0]
-    if bad.size:
-        raise EnvironmentStateError(
-            f"message {int(bad[0])} has non-finite values {values[bad[0]].tolist()} "
-            f"({bad.size} such message(s))")
-    return environment_state_names(source, msgtype, size, layout), values
+    return environment_state_names(source, msgtype, size, layout), np.stack(rows)

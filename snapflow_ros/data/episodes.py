@@ -92,6 +92,7 @@ class BagReport:
     samples: int = 0
     dropped: dict[str, int] = dataclasses.field(default_factory=dict)
     stale_by_topic: dict[str, int] = dataclasses.field(default_factory=dict)
+    non_finite_by_topic: dict[str, int] = dataclasses.field(default_factory=dict)  # left out
     topic_messages: dict[str, int] = dataclasses.field(default_factory=dict)
     topic_span_s: dict[str, float] = dataclasses.field(default_factory=dict)
     warnings: list[str] = dataclasses.field(default_factory=list)
@@ -107,6 +108,7 @@ class ReadSummary:
     samples: int = 0
     dropped: dict[str, int] = dataclasses.field(default_factory=dict)  # reason -> samples
     stale_by_topic: dict[str, int] = dataclasses.field(default_factory=dict)
+    non_finite_by_topic: dict[str, int] = dataclasses.field(default_factory=dict)
     topic_messages: dict[str, int] = dataclasses.field(default_factory=dict)
     topic_rates_hz: dict[str, float] = dataclasses.field(default_factory=dict)
     skipped_bags: list[tuple[Path, str]] = dataclasses.field(default_factory=list)
@@ -120,12 +122,14 @@ class ReadSummary:
         """Aggregate per-bag reports; rates are total messages over total time span."""
         dropped: collections.Counter = collections.Counter()
         stale: collections.Counter = collections.Counter()
+        non_finite: collections.Counter = collections.Counter()
         messages: collections.Counter = collections.Counter()
         intervals: collections.Counter = collections.Counter()
         spans: collections.Counter = collections.Counter()
         for report in reports:
             dropped.update(report.dropped)
             stale.update(report.stale_by_topic)
+            non_finite.update(report.non_finite_by_topic)
             messages.update(report.topic_messages)
             for topic, span in report.topic_span_s.items():
                 if span > 0:
@@ -137,6 +141,7 @@ class ReadSummary:
             samples=sum(r.samples for r in reports),
             dropped=dict(dropped),
             stale_by_topic=dict(stale),
+            non_finite_by_topic=dict(non_finite),
             topic_messages=dict(messages),
             topic_rates_hz={t: intervals[t] / spans[t] if spans[t] else 0.0 for t in messages},
             skipped_bags=list(skipped_bags),
@@ -164,6 +169,8 @@ class ReadSummary:
             if total else ""))
         for topic, count in sorted(self.stale_by_topic.items()):
             lines.append(f"  stale {topic}: {count}")
+        for topic, count in sorted(self.non_finite_by_topic.items()):
+            lines.append(f"ignored {count} message(s) with NaN / inf values on {topic}")
         if self.topic_messages:
             width = max(len(t) for t in self.topic_messages)
             lines.append("topics:")
@@ -207,6 +214,7 @@ def build_episodes(streams: BagStreams, config: BagTopicsConfig) -> tuple[list[E
         samples=sum(len(e) for e in episodes),
         dropped=dict(result.dropped),
         stale_by_topic=dict(result.stale_by_topic),
+        non_finite_by_topic={s.topic: s.non_finite for s in all_streams if s.non_finite},
         topic_messages={s.topic: len(s) for s in all_streams},
         topic_span_s={s.topic: float(s.stamps_ns[-1] - s.stamps_ns[0]) / 1e9 if len(s) else 0.0
                       for s in all_streams},

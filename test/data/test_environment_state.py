@@ -216,12 +216,37 @@ def test_an_empty_pose_array_is_a_malformed_message(tmp_path):
         read_bag(bag.path, bag.config(environment_state_topics=["/object_poses"]))
 
 
-def test_non_finite_poses_are_refused_naming_the_topic(tmp_path):
-    bag = scene_bag(tmp_path / "nan", nan_at=3)
-    with pytest.raises(MalformedMessageError) as info:
-        read_bag(bag.path, bag.config(environment_state_topics=["/object_poses"]))
-    assert "/object_poses" in str(info.value) and "non-finite" in str(info.value)
-    assert "message 3" in str(info.value)
+def test_a_non_finite_pose_is_left_out_and_counted_not_the_whole_bag(tmp_path):
+    config_topics = {"environment_state_topics": ["/object_poses"]}
+    clean = scene_bag(tmp_path / "clean" / "bag")
+    bag = scene_bag(tmp_path / "nan" / "bag", nan_at=3)
+    (expected,), _ = load_episodes(clean.path, clean.config(**config_topics), progress=False)
+    (episode,), summary = load_episodes(bag.path, bag.config(**config_topics), progress=False)
+    assert summary.non_finite_by_topic == {"/object_poses": 1}
+    assert "ignored 1 message(s) with NaN / inf values on /object_poses" in summary.format()
+    assert np.isfinite(episode.environment_state).all()
+    assert len(episode) == len(expected)
+    # The grid sample that would have read message 3 reads message 2 (20 ms older) instead.
+    changed = np.nonzero(np.any(episode.environment_state != expected.environment_state,
+                                axis=1))[0]
+    assert changed.size >= 1
+    np.testing.assert_array_equal(episode.environment_state[changed],
+                                  expected.environment_state[changed - 1])
+
+
+def test_a_non_finite_joint_state_never_reaches_a_sample(tmp_path):
+    names = ("shoulder", "elbow", "gripper")
+    clean = write_demo_bag(tmp_path / "clean" / "bag", n_steps=20)
+    # A NaN reading with the stamp of each of four consecutive 100 Hz states, received just
+    # after it: the later of two equal stamps is what a grid sample at that time reads.
+    glitches = [("/joint_states", JOINT_STATE, int(receive) + 1,
+                 joint_state_message(names, [float("nan"), 0.0, 0.0], int(stamp)))
+                for stamp, receive in zip(clean.topics["/joint_states"].header_ns[10:14],
+                                          clean.topics["/joint_states"].receive_ns[10:14])]
+    bag = write_demo_bag(tmp_path / "nan" / "bag", n_steps=20, extra_messages=glitches)
+    (episode,), summary = load_episodes(bag.path, bag.config(), progress=False)
+    assert summary.non_finite_by_topic == {"/joint_states": 4}
+    assert np.isfinite(episode.state).all() and np.isfinite(episode.action).all()
 
 
 def test_bags_tracking_different_objects_are_refused_by_name(tmp_path):
