@@ -24,6 +24,8 @@ and mode coverage where a frame has several recorded truths; see
 folder on ``--backend`` (onnxruntime or openvino) in ``--precision`` beside the checkpoints, on
 the same frames from the same noise: the action error int8 graphs cost, measured on held-out
 bags (the split comes from the export's source checkpoint when no --checkpoint is given).
+``DIR@int8``, ``DIR@openvino`` or ``DIR@openvino,bfloat16`` set one export's engine, so engines
+and precisions of one folder are compared in one run.
 
 Exit codes: 0 done, 2 bad input (one message naming the file, topic or mismatch; no JSON or
 report written), 130 interrupted (Ctrl-C, SIGTERM or SIGHUP; a node ``--live`` started is
@@ -52,6 +54,7 @@ from snapflow_ros.data.config import BagTopicsConfig
 
 TRAIN_JOB_FILE = "train_job.yaml"
 EXPORT_PRECISIONS = ("float32", "int8", "bfloat16")
+EXPORT_BACKENDS = ("onnxruntime", "openvino")
 """``--precision`` of an export: its graph files, or float32 graphs in bf16 (OpenVINO)."""
 
 
@@ -84,11 +87,11 @@ def add_arguments_eval(parser: argparse.ArgumentParser) -> None:
                         help="checkpoint or training run directory to evaluate; repeatable; "
                              "NAME labels it in the table (default: the folder name)")
     parser.add_argument("--export", action="append", dest="exports", default=[],
-                        metavar="[NAME=]DIR[@PRECISION]",
+                        metavar="[NAME=]DIR[@ENGINE]",
                         help="`snapflow export onnx` folder to evaluate on --backend; repeatable; "
-                             "@int8 etc. overrides --precision for this one (float32 and int8 "
-                             "of one folder side by side)")
-    parser.add_argument("--backend", choices=("onnxruntime", "openvino"), default="onnxruntime",
+                             "@int8, @openvino or @openvino,bfloat16 override --backend / "
+                             "--precision for this one (several engines side by side)")
+    parser.add_argument("--backend", choices=EXPORT_BACKENDS, default="onnxruntime",
                         help="engine that runs the --export folders (default onnxruntime)")
     parser.add_argument("--precision", choices=EXPORT_PRECISIONS,
                         default="float32",
@@ -354,22 +357,27 @@ def _load_exports(args: argparse.Namespace) -> dict:
     """``--export`` folders loaded on ``--backend`` (an engine or precision missing fails now)."""
     from snapflow_ros.evaluation.exported_policy import ExportedGraphPolicy
 
-    specs, precisions = [], []
+    specs, engines = [], []
     for spec in args.exports:
-        folder, at, precision = spec.rpartition("@")
-        if at and precision in EXPORT_PRECISIONS:
+        folder, at, suffix = spec.rpartition("@")
+        tokens = suffix.split(",") if at else []
+        if tokens and all(t in EXPORT_PRECISIONS or t in EXPORT_BACKENDS for t in tokens):
+            # DIR@int8, DIR@openvino or DIR@openvino,bfloat16: this export's own engine.
+            backend = next((t for t in tokens if t in EXPORT_BACKENDS), args.backend)
+            precision = next((t for t in tokens if t in EXPORT_PRECISIONS), args.precision)
             specs.append(folder)
-            precisions.append(precision)
         else:
+            backend, precision = args.backend, args.precision
             specs.append(spec)
-            precisions.append(args.precision)
-    if "bfloat16" in precisions and args.backend != "openvino":
-        raise ConfigError("--precision bfloat16 is an option of --backend openvino")
+        if precision == "bfloat16" and backend != "openvino":
+            raise ConfigError(f"--export {spec}: precision bfloat16 is an option of "
+                              "--backend openvino")
+        engines.append((backend, precision))
     # The engine's device: a CUDA torch device asks onnxruntime for its CUDA provider.
     device = "cuda" if str(args.device).startswith("cuda") else "cpu"
-    return {name: ExportedGraphPolicy(path, args.backend, precision, args.threads, device)
-            for (name, path), precision in zip(parse_checkpoint_specs(specs).items(),
-                                               precisions)}
+    return {name: ExportedGraphPolicy(path, backend, precision, args.threads, device)
+            for (name, path), (backend, precision) in zip(parse_checkpoint_specs(specs).items(),
+                                                          engines)}
 
 
 def run_eval(args: argparse.Namespace) -> int:

@@ -78,12 +78,24 @@ def test_openvino_backend_matches_onnxruntime(snap_export, tmp_path):
                                ort["checkpoints"]["O"]["results"]["2"]["per_sample_mse"],
                                rtol=1e-3, atol=1e-7)
     assert "| O (openvino float32) |" in stdout
+    # One run, two engines: @openvino,int8 sets that export's backend and precision.
+    both, stdout = _eval(tmp_path, ["--export", f"R={snap_export}",
+                                    "--export", f"V={snap_export}@openvino,int8"])
+    assert both["checkpoints"]["R"]["backend"] == "onnxruntime"
+    assert (both["checkpoints"]["V"]["backend"], both["checkpoints"]["V"]["precision"]) == (
+        "openvino", "int8")
+    np.testing.assert_allclose(both["checkpoints"]["R"]["results"]["2"]["per_sample_mse"],
+                               ort["checkpoints"]["O"]["results"]["2"]["per_sample_mse"],
+                               rtol=1e-6, atol=1e-9)
+    assert "| V (openvino int8) |" in stdout
 
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["--precision", "int8"], "--precision applies to --export"),
     (["--export", "EXPORT", "--precision", "bfloat16"], "option of --backend openvino"),
     (["--export", "EXPORT@bfloat16"], "option of --backend openvino"),
+    (["--export", "EXPORT@onnxruntime,bfloat16", "--backend", "openvino"],
+     "option of --backend openvino"),
     (["--export", "S=EXPORT", "--checkpoint", "S=RUN"], "both named 'S'"),
 ])
 def test_bad_export_flags_exit_2(argv, message, trained_runs, snap_export, tmp_path):
