@@ -13,10 +13,17 @@ DynamicQuantizeLinear / MatMulInteger / ConvInteger operators, which OpenVINO's 
 converts); ``bfloat16``, the float32 graphs with OpenVINO's bf16 inference hint, on a device
 whose optimisation capabilities list BF16 (AVX512-BF16 or AMX CPUs). float32 sets the f32 hint
 explicitly: on a bf16-capable CPU OpenVINO would otherwise pick bf16 by itself.
+
+In bfloat16 the sinusoidal time encodings stay in float32 (:func:`keep_time_encoding_precise`):
+``2 pi t / period`` reaches ~1600 rad for the shortest period, where bf16's 8-bit mantissa
+rounds to steps of 8 rad and turns sin / cos into noise (measured: chunk error 0.36 on actions of
+size 0.48, against 0.002 with the encoding kept in float32).
 """
 
 from __future__ import annotations
 
+import tempfile
+import xml.etree.ElementTree as ElementTree
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -42,6 +49,60 @@ def import_openvino() -> Any:
         raise ConfigError(f"the openvino backend needs OpenVINO, which is not installed here: "
                           f"{INSTALL_HINT}") from exc
     return openvino
+
+
+def keep_time_encoding_precise(openvino: Any, core: Any, model: Any) -> Any:
+    """``model`` with the computation feeding its Sin / Cos nodes marked to run in float32.
+
+    OpenVINO's CPU plugin leaves a node in its original precision under a bf16 hint when the node
+    carries the ``precise`` runtime attribute. Python cannot create that attribute, so the model
+    goes through the IR, whose reader does. The plugin rewrites Unsqueeze into its own Reshape and
+    drops the attribute on the way, so the marked Unsqueezes become Reshapes first. Models without
+    Sin / Cos come back unchanged.
+    """
+    precise = {}
+    pending = [node for node in model.get_ordered_ops() if node.get_type_name() in ("Sin", "Cos")]
+    while pending:
+        node = pending.pop()
+        name = node.get_friendly_name()
+        if name in precise or node.get_type_name() == "Constant":
+            continue
+        precise[name] = node
+        pending.extend(port.get_source_output().get_node() for port in node.inputs())
+    if not precise:
+        return model
+    for node in precise.values():
+        if node.get_type_name() == "Unsqueeze":
+            _unsqueeze_to_reshape(openvino, node)
+    model.validate_nodes_and_infer_types()
+    with tempfile.TemporaryDirectory() as folder:
+        xml_path, bin_path = Path(folder) / "graph.xml", Path(folder) / "graph.bin"
+        openvino.save_model(model, str(xml_path), compress_to_fp16=False)
+        tree = ElementTree.parse(xml_path)
+        for layer in tree.getroot().iter("layer"):
+            if layer.get("name") in precise:
+                info = layer.find("rt_info")
+                if info is None:
+                    info = ElementTree.SubElement(layer, "rt_info")
+                ElementTree.SubElement(info, "attribute", {"name": "precise", "version": "0"})
+        tree.write(xml_path)
+        return core.read_model(str(xml_path), str(bin_path))
+
+
+def _unsqueeze_to_reshape(openvino: Any, node: Any) -> None:
+    """Replace an Unsqueeze whose output has at most one dynamic dimension with a Reshape."""
+    shape = node.get_output_partial_shape(0)
+    if shape.rank.is_dynamic:
+        return
+    pattern = [dim.get_length() if dim.is_static else -1 for dim in shape]
+    if pattern.count(-1) > 1:
+        return
+    ops = openvino.opset13
+    reshape = ops.reshape(node.input(0).get_source_output(),
+                          ops.constant(np.array(pattern, dtype=np.int64)), special_zero=False)
+    reshape.set_friendly_name(node.get_friendly_name())
+    for target in list(node.output(0).get_target_inputs()):
+        target.replace_source_output(reshape.output(0))
 
 
 def resolve_openvino_device(device: str, available: list[str]) -> str:
@@ -93,8 +154,10 @@ class OpenVinoGraphs(OnnxGraphs):
         for role in manifest["graphs"]:
             path = graph_path(folder, manifest, role, _GRAPH_FILES[precision])
             try:
-                compiled = core.compile_model(core.read_model(str(path)), self.device,
-                                              properties)
+                model = core.read_model(str(path))
+                if precision == "bfloat16":
+                    model = keep_time_encoding_precise(openvino, core, model)
+                compiled = core.compile_model(model, self.device, properties)
             except Exception as exc:  # OpenVINO raises RuntimeError and its own types
                 hint = (" (OpenVINO does not convert an operator of onnxruntime's dynamic "
                         "quantisation: run the int8 graphs with the onnxruntime backend)"
