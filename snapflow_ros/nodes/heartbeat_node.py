@@ -12,11 +12,11 @@ from __future__ import annotations
 import sys
 
 import rclpy
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from std_msgs.msg import String
 
-from snapflow_ros.nodes.node_process import stop_with_parent
+from snapflow_ros.nodes.node_process import spin_until_shutdown, stop_with_parent
 
 
 class HeartbeatNode(LifecycleNode):
@@ -83,9 +83,7 @@ def main(args: list[str] | None = None) -> int:
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        spin_until_shutdown(executor)
     finally:
         rclpy.try_shutdown()
         executor.shutdown()

@@ -272,3 +272,23 @@ def wait_for_node(graph_node: Any, name: str, timeout: float = 30.0,
             return False
         time.sleep(0.05)
     return False
+
+
+def spin_until_shutdown(executor: Any) -> None:
+    """Spin ``executor`` until SIGINT / SIGTERM shut rclpy down; a shutdown is a clean stop.
+
+    A signal that shuts the context down while the executor waits makes rcl's wait set raise
+    ``RCLError: context is not valid`` instead of ``ExternalShutdownException`` (a race in
+    rclpy): that error, once the context is down, is the same clean stop. Any other error, or
+    one while the context is still up, propagates.
+    """
+    import rclpy
+    from rclpy.executors import ExternalShutdownException
+
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except RuntimeError:
+        if rclpy.ok():
+            raise

@@ -51,7 +51,7 @@ import rclpy
 from geometry_msgs.msg import Pose, PoseArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.exceptions import InvalidParameterValueException
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.time import Time
@@ -62,7 +62,7 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from snapflow_ros.config_fields import ConfigError, check_config, param
-from snapflow_ros.nodes.node_process import stop_with_parent
+from snapflow_ros.nodes.node_process import spin_until_shutdown, stop_with_parent
 from snapflow_ros.nodes.ros_parameters import (
     apply_parameter_changes,
     config_from_parameters,
@@ -399,9 +399,7 @@ def main(args: list[str] | None = None) -> int:
         node = SimRobotNode()
         executor.add_node(node)
         node.start()
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        spin_until_shutdown(executor)
     except (ConfigError, InvalidParameterValueException) as exc:
         print(f"sim_robot: invalid configuration: {exc}", file=sys.stderr)
         exit_code = 2
