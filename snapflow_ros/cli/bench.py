@@ -88,7 +88,8 @@ def _int_list(text: str) -> list[int]:
 def add_closed_loop_node_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the nodes' flags of a closed-loop benchmark (``bench sim``, ``bench budget``).
 
-    Simulator Python, parameter file, device, policy threads, episode timeout and log folder.
+    Simulator Python, parameter file, device, policy threads, cross-fade, episode timeout and
+    log folder.
     """
     runtime = parser.add_argument_group("nodes")
     runtime.add_argument("--sim-python", metavar="PATH", default="",
@@ -101,6 +102,11 @@ def add_closed_loop_node_arguments(parser: argparse.ArgumentParser) -> None:
                          help="the policy node's device (default cpu)")
     runtime.add_argument("--policy-threads", type=int, default=1, metavar="N",
                          help="torch threads of the policy node (default 1; 0: torch's)")
+    runtime.add_argument("--blending", default="none", choices=("none", "linear", "exponential"),
+                         help="the policy node's cross-fade from one chunk into the next "
+                              "(default none: each chunk replaces the plan)")
+    runtime.add_argument("--blend-steps", type=int, default=5, metavar="N",
+                         help="length of the cross-fade in control ticks (default 5)")
     runtime.add_argument("--episode-timeout", type=float, default=900.0, metavar="S",
                          help="wall seconds before an episode is abandoned (default 900)")
     runtime.add_argument("--log-dir", metavar="DIR", default="",
@@ -296,7 +302,8 @@ def run_sim(args: argparse.Namespace) -> int:
         task=args.task, episodes=args.episodes, seed_start=args.seed_start,
         episode_steps=args.episode_steps, image_size=image_size,
         sim_python=args.sim_python, params_file=args.params_file, device=args.device,
-        policy_threads=args.policy_threads, episode_timeout_s=args.episode_timeout,
+        policy_threads=args.policy_threads, blending=args.blending,
+        blend_steps=args.blend_steps, episode_timeout_s=args.episode_timeout,
         log_dir=args.log_dir)
     cases = sim_benchmark_cases(args.teacher, args.snapflow, teacher_steps=args.teacher_steps,
                                 n_act=args.n_act, sweep=args.n_act_sweep,

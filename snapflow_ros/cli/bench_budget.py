@@ -151,7 +151,8 @@ def run_budget(args: argparse.Namespace) -> int:
         task=args.task, episodes=args.episodes, seed_start=args.seed_start,
         episode_steps=args.episode_steps, image_size=args.image_size or sizes.pop(),
         sim_python=args.sim_python, params_file=args.params_file, device=args.device,
-        policy_threads=args.policy_threads, episode_timeout_s=args.episode_timeout,
+        policy_threads=args.policy_threads, blending=args.blending,
+        blend_steps=args.blend_steps, episode_timeout_s=args.episode_timeout,
         log_dir=args.log_dir)
     cases = budget_cases(runs, checkpoints, n_act=args.n_act)
     extra = {"benchmark": {

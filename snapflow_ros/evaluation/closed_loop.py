@@ -118,8 +118,11 @@ class ClosedLoopConfig:
         0, "The policy node's prefetch_threshold: 0 plans the next chunk from the observation "
         "after the last executed action (synchronous chunk execution, as the SnapFlow paper's "
         "n_act sweep).", low=0, high=10000)
-    blending: str = param("none", "The policy node's cross-fade between chunks.",
+    blending: str = param("none", "The policy node's cross-fade between chunks (none: each "
+                          "chunk replaces the plan, as the SnapFlow paper's n_act sweep).",
                           choices=("none", "linear", "exponential"))
+    blend_steps: int = param(5, "Length of the policy node's cross-fade (control ticks).",
+                             low=1, high=10000)
     noise_seed: int = param(0, "Seed of the sampling noise of episode i is noise_seed + i "
                             "(-1: fresh noise).", low=-1)
     lockstep_timeout_s: float = param(

@@ -125,6 +125,28 @@ def test_every_checkpoint_is_a_case_and_the_json_report_and_table_hold_the_curve
     assert "| teacher@10 | 300 | 0.5 | 100% (2/2) |" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("command", ["sim", "budget"])
+def test_the_cross_fade_flags_set_the_closed_loop_config(command, tmp_path, monkeypatch):
+    teacher = _tiny_run(tmp_path / "teacher", steps=(100,))
+    seen = []
+
+    def fake_benchmark(cases, config, **_):
+        seen.append(config)
+        return {"cases": {}, "complete": True}
+
+    monkeypatch.setattr("snapflow_ros.cli.bench.run_sim_benchmark", fake_benchmark)
+    monkeypatch.setattr("snapflow_ros.evaluation.training_budget.budget_result",
+                        lambda *args, **kwargs: {"runs": []})
+    monkeypatch.setattr("snapflow_ros.evaluation.training_budget.format_budget_table",
+                        lambda budget: "")
+    base = ["bench", command, "--teacher", str(teacher), "--episodes", "1"]
+    assert snapflow(base) == 0
+    assert snapflow([*base, "--blending", "linear", "--blend-steps", "3"]) == 0
+    assert [(c.blending, c.blend_steps) for c in seen] == [("none", 5), ("linear", 3)]
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([*base, "--blending", "cubic"])
+
+
 @pytest.mark.ros
 @pytest.mark.slow
 def test_a_real_closed_loop_evaluates_two_checkpoints_once_each(tmp_path, capsys):

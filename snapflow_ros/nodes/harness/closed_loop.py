@@ -195,6 +195,7 @@ class ClosedLoopRunner:
                 "camera_topics": ["camera/image_raw"], "camera_keys": ["top"],
                 "joint_state_topic": "joint_states", "command_topic": "joint_trajectory",
                 "prefetch_threshold": config.prefetch_threshold, "blending": config.blending,
+                "blend_steps": config.blend_steps,
                 "expected_image_height": config.image_size,
                 "expected_image_width": config.image_size}),
             env=policy_env, python=sys.executable, log_path=self.log_dir / "policy_node.log",

@@ -27,6 +27,32 @@ def test_missing_checkpoints_and_repeated_names_are_refused_before_any_node_star
         run_closed_loop([case, case], ClosedLoopConfig())
 
 
+def test_the_benchmark_settings_reach_the_policy_node_on_its_command_line(tmp_path, monkeypatch):
+    import snapflow_ros.nodes.harness.closed_loop as harness
+
+    started = {}
+
+    class StartRefused(Exception):
+        pass
+
+    class RecordingProcess:
+        def __init__(self, module, *, args, name, **_):
+            started[name] = args
+
+        def start(self):
+            raise StartRefused
+
+    monkeypatch.setattr(harness, "NodeProcess", RecordingProcess)
+    monkeypatch.setattr(harness, "GraphClient", lambda name: None)
+    config = ClosedLoopConfig(blending="linear", blend_steps=3, sim_python=__file__,
+                              isolated_graph=False, log_dir=str(tmp_path))
+    with pytest.raises(StartRefused):
+        ClosedLoopRunner(config, log=lambda line: None).start()
+    policy_args = started["policy_node"]
+    assert "blending:=linear" in policy_args and "blend_steps:=3" in policy_args
+    assert "prefetch_threshold:=0" in policy_args
+
+
 def _simulator_environment() -> str:
     python = default_sim_python()
     if not Path(python).exists():
