@@ -91,6 +91,8 @@ def add_closed_loop_node_arguments(parser: argparse.ArgumentParser) -> None:
     Simulator Python, parameter file, device, policy threads, cross-fade, episode timeout and
     log folder.
     """
+    from snapflow_ros.runtime.chunk_scheduler import BLENDINGS
+
     runtime = parser.add_argument_group("nodes")
     runtime.add_argument("--sim-python", metavar="PATH", default="",
                          help="Python of the simulator environment (default "
@@ -102,7 +104,7 @@ def add_closed_loop_node_arguments(parser: argparse.ArgumentParser) -> None:
                          help="the policy node's device (default cpu)")
     runtime.add_argument("--policy-threads", type=int, default=1, metavar="N",
                          help="torch threads of the policy node (default 1; 0: torch's)")
-    runtime.add_argument("--blending", default="none", choices=("none", "linear", "exponential"),
+    runtime.add_argument("--blending", default="none", choices=BLENDINGS,
                          help="the policy node's cross-fade from one chunk into the next "
                               "(default none: each chunk replaces the plan)")
     runtime.add_argument("--blend-steps", type=int, default=5, metavar="N",

@@ -24,6 +24,7 @@ import numpy as np
 
 from snapflow_ros.config_fields import ConfigError, check_config, param
 from snapflow_ros.evaluation.metrics import latency_percentiles_ms
+from snapflow_ros.runtime.chunk_scheduler import BLENDINGS
 from snapflow_ros.sim.aloha_env import TASKS
 from snapflow_ros.snapflow.sampler_modes import SAMPLER_MODES
 
@@ -120,7 +121,7 @@ class ClosedLoopConfig:
         "n_act sweep).", low=0, high=10000)
     blending: str = param("none", "The policy node's cross-fade between chunks (none: each "
                           "chunk replaces the plan, as the SnapFlow paper's n_act sweep).",
-                          choices=("none", "linear", "exponential"))
+                          choices=BLENDINGS)
     blend_steps: int = param(5, "Length of the policy node's cross-fade (control ticks).",
                              low=1, high=10000)
     noise_seed: int = param(0, "Seed of the sampling noise of episode i is noise_seed + i "
