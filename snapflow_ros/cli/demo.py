@@ -57,6 +57,7 @@ from snapflow_ros.config_fields import (
     param,
 )
 from snapflow_ros.config_loading import apply_overrides, read_yaml_mapping, yaml_section
+from snapflow_ros.runtime.chunk_scheduler import BLENDINGS
 from snapflow_ros.sim.aloha_env import TASKS
 from snapflow_ros.sim.scripted_expert import TASK_STRATEGIES
 
@@ -135,6 +136,12 @@ class SimDemoConfig:
                                 low=0, high=100000)
     policy_threads: int = param(1, "torch threads of the policy node in closed loop.",
                                 low=0, high=256)
+    # none by default: the runs recorded before this setting existed used no cross-fade.
+    blending: str = param("none", "The policy node's cross-fade from one chunk into the next "
+                          "in closed loop (none: each chunk replaces the plan, the strict "
+                          "protocol; linear is the node's own default).", choices=BLENDINGS)
+    blend_steps: int = param(5, "Length of that cross-fade in control ticks.", low=1,
+                             high=10000)
 
     def __post_init__(self) -> None:
         check_config(self)
@@ -235,6 +242,7 @@ def stage_commands(config: SimDemoConfig, out: Path, *, sim_python: str, python:
                    "--sweep-episodes", str(config.sweep_episodes),
                    "--sim-python", sim_python, "--device", config.device,
                    "--policy-threads", str(config.policy_threads),
+                   "--blending", config.blending, "--blend-steps", str(config.blend_steps),
                    "--json", str(out / "closed_loop.json"),
                    "--report", str(out / "closed_loop_report"),
                    "--log-dir", str(out / "logs" / "closed_loop_nodes"), "--resume"]

@@ -11,7 +11,9 @@ of :class:`~snapflow_ros.training.config.TrainConfig` (stage, steps, batch_size,
 Interface (relative names, so the node can be namespaced and remapped):
 
 - ``~/progress`` (std_msgs/String, JSON: step, total, loss, eta_s, samples_per_s, lr, stage),
-  at most every ``progress_period_s``, and always for the first and the last step;
+  at most every ``progress_period_s``, and always for the first and the last step; transient
+  local with a history of 10, so a subscriber that asks for it and matches late (a short run
+  can be over before discovery ends) still gets the latest reports;
 - ``/diagnostics`` (diagnostic_msgs/DiagnosticArray): one status ``snapflow_trainer: training``,
   OK while reading bags / training / done, WARN when stopped early or bags were skipped, ERROR
   with the reason when the job failed (bad bag, missing topic, checkpoint mismatch...); key
@@ -118,8 +120,10 @@ class TrainNode(Node):
                         "total": 0, "loss": math.nan, "eta_s": math.nan,
                         "samples_per_s": math.nan, "checkpoint": ""}
         self._last_progress = -math.inf
-        self._progress_pub = self.create_publisher(String, "~/progress", 10)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        recent = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
+                            durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self._progress_pub = self.create_publisher(String, "~/progress", recent)
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
         self._checkpoint_pub = self.create_publisher(String, "~/checkpoint", latched)

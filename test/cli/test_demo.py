@@ -114,6 +114,8 @@ def test_overrides_apply_and_bad_settings_are_named(tmp_path):
         load_demo_config(CONFIG, "quick", ["demo_count=3"])
     with pytest.raises(ConfigError, match="exceed the chunk size"):
         load_demo_config(CONFIG, "quick", ["n_act=60"])
+    with pytest.raises(ConfigError, match="blending"):
+        load_demo_config(CONFIG, "quick", ["blending=cubic"])
     with pytest.raises(ConfigError, match="no profile 'medium'"):
         load_demo_config(CONFIG, "medium")
     assert cli.main(["demo", "--config", str(tmp_path / "missing.yaml")]) == 2
@@ -196,6 +198,10 @@ def test_stage_commands_chain_the_outputs_of_earlier_stages(tmp_path):
     assert _flag(closed, "--snapflow") == str(tmp_path / "snapflow")
     assert _flag(closed, "--n-act-sweep") == "1,5" and "--resume" in closed
     assert _flag(closed, "--params-file") == "sim_demo.yaml"
+    assert _flag(closed, "--blending") == "none" and _flag(closed, "--blend-steps") == "5"
+    faded = stage_commands(dataclasses.replace(TINY, blending="linear", blend_steps=3), tmp_path,
+                           sim_python="/s", python="/p", params_file=None)["closed_loop"][0]
+    assert _flag(faded, "--blending") == "linear" and _flag(faded, "--blend-steps") == "3"
     held_out = stage_commands(dataclasses.replace(TINY, heldout_demos=2), tmp_path,
                               sim_python="/s", python="/p", params_file=None)
     assert _flag(held_out["demos"][1], "--seed-start") == "100000"

@@ -75,9 +75,11 @@ def test_plays_every_message_in_order_with_the_recorded_timing(start_node, graph
                                                     for im in written_image.values]
     arrival = np.array([t for t, _, _ in received["state"]])
     recorded = (written_state.receive_ns - written_state.receive_ns[0]) / 1e9
-    # Arrival times follow the recording (a loaded 2-core machine jitters by some ms).
+    # Arrival times follow the recording. A loaded machine delays a few deliveries by 100 ms
+    # or more, so the bound is on the 90th percentile: a player that did not pace would be off
+    # by up to the whole 1.2 s.
     offsets = (arrival - arrival[0]) - recorded
-    assert np.abs(offsets - np.median(offsets)).max() < 0.15, offsets
+    assert np.percentile(np.abs(offsets - np.median(offsets)), 90) < 0.05, offsets
     assert "done: published" in proc.log_text()
     clock = np.array(received["clock"])
     assert len(clock) > 10 and np.all(np.diff(clock) >= 0)
@@ -87,22 +89,25 @@ def test_plays_every_message_in_order_with_the_recorded_timing(start_node, graph
     # The timeline relates system time to bag time: bag = first + rate * (t - system_start).
     (record,) = [json.loads(line) for line in timeline.read_text().splitlines()]
     assert record["bag_first_ns"] == bag_start and record["rate"] == 1.0
-    first_state_due = (record["system_time_ns"]
-                       + (written_state.receive_ns[0] - bag_start)) / 1e9
-    assert abs(received["state_wall"][0] - first_state_due) < 0.1
+    state_due = (record["system_time_ns"] + (written_state.receive_ns - bag_start)) / 1e9
+    # The median delay, not the first message's: on a loaded machine one delivery can lag by
+    # more than 100 ms while the timeline itself is right.
+    delay = np.median(np.array(received["state_wall"]) - state_due)
+    assert -0.02 < delay < 0.1, delay
 
 
 def test_rate_two_takes_about_half_the_time(start_node, graph_client, demo_bag):
-    def span(params):
-        received, _ = _play(start_node, graph_client, demo_bag, params=params)
-        arrival = [t for t, _, _ in received["state"]]
-        return arrival[-1] - arrival[0]
+    recorded = demo_bag.topics[demo_bag.state_topic].receive_ns / 1e9
 
-    normal = span({"rate": 1.0})
-    fast = span({"rate": 2.0})
-    recorded = 59 / 50.0
-    assert normal == pytest.approx(recorded, abs=0.15)
-    assert fast == pytest.approx(recorded / 2, abs=0.15)
+    def pace(params):
+        # Seconds of arrival per recorded second: the slope of a fit over all messages, which
+        # one late delivery cannot move much (the first-to-last span can).
+        received, _ = _play(start_node, graph_client, demo_bag, params=params)
+        arrival = np.array([t for t, _, _ in received["state"]])
+        return np.polyfit(recorded - recorded[0], arrival - arrival[0], 1)[0]
+
+    assert pace({"rate": 1.0}) == pytest.approx(1.0, abs=0.08)
+    assert pace({"rate": 2.0}) == pytest.approx(0.5, abs=0.08)
 
 
 def test_topic_selection_and_remap(start_node, graph_client, demo_bag):

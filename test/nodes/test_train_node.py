@@ -83,8 +83,9 @@ class Watcher:
         self.statuses: list[DiagnosticStatus] = []
         self.checkpoints: list[str] = []
         node = graph_client.node
+        # Transient local: a 4-step run can end before this subscription matches.
         node.create_subscription(String, f"/{NODE}/progress",
-                                 lambda m: self.progress.append(json.loads(m.data)), 100)
+                                 lambda m: self.progress.append(json.loads(m.data)), LATCHED)
         node.create_subscription(DiagnosticArray, "/diagnostics", self._diagnostics, 100)
         node.create_subscription(String, f"/{NODE}/checkpoint",
                                  lambda m: self.checkpoints.append(m.data), LATCHED)
