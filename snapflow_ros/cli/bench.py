@@ -229,16 +229,24 @@ def _checkpoint_image_size(path: str) -> int:
     return int(robot.image_height)
 
 
-def _previous_cases(path: Path | None, config: dict) -> dict:
-    """Cases of an earlier run in ``path`` whose settings match ``config`` (for --resume)."""
+def previous_cases(path: Path | None, config: dict, defaults: dict | None = None) -> dict:
+    """Cases of an earlier run in ``path`` whose settings match ``config`` (for --resume).
+
+    A setting the earlier run did not record (it predates the setting) counts at its value in
+    ``defaults``, so that a new setting left at its default does not restart a long run.
+    """
     if path is None or not path.is_file():
         return {}
     try:
         previous = json.loads(path.read_text(encoding="utf-8"))
     except ValueError:
         return {}
-    if previous.get("config") != config:
-        print(f"note: {path} was written with other settings; starting over", file=sys.stderr)
+    recorded = {**(defaults or {}), **previous.get("config", {})}
+    changed = sorted(key for key in set(recorded) | set(config)
+                     if recorded.get(key, None) != config.get(key, None))
+    if changed:
+        print(f"note: {path} was written with other settings ({', '.join(changed)} differ); "
+              "starting over", file=sys.stderr)
         return {}
     return dict(previous.get("cases", {}))
 
@@ -256,7 +264,8 @@ def run_sim_benchmark(cases: list, config, *, json_path: str | Path | None = Non
 
     json_file = Path(json_path) if json_path else None
     config_dict = config_to_dict(config)
-    done = _previous_cases(json_file, config_dict) if resume else {}
+    done = (previous_cases(json_file, config_dict, config_to_dict(type(config)()))
+            if resume else {})
     done = {name: entry for name, entry in done.items()
             if any(c.name == name and config_to_dict(c) == entry["case"] for c in cases)}
     result: dict[str, Any] = {"config": config_dict, "cases": {}, "complete": False,

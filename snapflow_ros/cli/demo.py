@@ -550,7 +550,8 @@ def run_demo(args: argparse.Namespace) -> int:
         shutil.rmtree(out)
     print(f"snapflow demo ({args.profile}): {config.task}, {config.demos} demonstrations, "
           f"teacher {config.teacher_steps} steps, SnapFlow {config.snapflow_steps} steps, "
-          f"closed loop {config.eval_episodes} episodes per configuration; output in {out}",
+          f"closed loop {config.eval_episodes} episodes per configuration (cross-fade "
+          f"{config.blending}); output in {out}",
           flush=True)
     started = time.monotonic()
     try:
