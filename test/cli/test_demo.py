@@ -65,8 +65,11 @@ def test_the_experiment_profiles_pick_their_task_inputs_and_offline_samples():
     image_only = load_demo_config(CONFIG, "image_only")
     assert (image_only.task, image_only.environment_state) == ("transfer_cube", False)
     assert image_only.teacher_steps == 6000
+    assert multimodal.eval_episodes == 100  # the issue's >= 100 held-out seeds
+    for config in (insertion, image_only):
+        assert config.eval_episodes == 20
     for config in (multimodal, insertion, image_only):
-        assert config.eval_episodes == 20 and config.sweep_episodes == 0
+        assert config.sweep_episodes == 0
 
 
 def test_every_quick_setting_is_documented_by_a_comment():
