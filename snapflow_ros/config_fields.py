@@ -233,6 +233,17 @@ def config_to_dict(config: Any) -> dict:
     return plain(config)
 
 
+def changed_settings(recorded: dict, current: dict, defaults: dict | None = None) -> list[str]:
+    """Names of the settings whose recorded value differs from the current one, sorted.
+
+    A setting the record lacks (it predates the setting) counts at its value in ``defaults``,
+    so that a run continued with the new setting at its default is still the same run.
+    """
+    recorded = {**(defaults or {}), **recorded}
+    return sorted(key for key in set(recorded) | set(current)
+                  if recorded.get(key) != current.get(key))
+
+
 def replace_config(config: Any, **changes: Any) -> Any:
     """``dataclasses.replace`` with the same coercion and validation as loading.
 

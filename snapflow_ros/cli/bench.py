@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from snapflow_ros.cli.exit_codes import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
-from snapflow_ros.config_fields import ConfigError, config_to_dict
+from snapflow_ros.config_fields import ConfigError, changed_settings, config_to_dict
 
 # mode -> (module defining add_arguments_<mode> / run_<mode>, help text)
 BENCH_MODES: dict[str, tuple[str, str]] = {
@@ -241,9 +241,7 @@ def previous_cases(path: Path | None, config: dict, defaults: dict | None = None
         previous = json.loads(path.read_text(encoding="utf-8"))
     except ValueError:
         return {}
-    recorded = {**(defaults or {}), **previous.get("config", {})}
-    changed = sorted(key for key in set(recorded) | set(config)
-                     if recorded.get(key, None) != config.get(key, None))
+    changed = changed_settings(previous.get("config", {}), config, defaults)
     if changed:
         print(f"note: {path} was written with other settings ({', '.join(changed)} differ); "
               "starting over", file=sys.stderr)

@@ -51,6 +51,7 @@ from snapflow_ros.cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from snapflow_ros.cli.signals import StopRequested
 from snapflow_ros.config_fields import (
     ConfigError,
+    changed_settings,
     check_config,
     config_from_dict,
     config_to_dict,
@@ -375,12 +376,7 @@ def check_settings(config: SimDemoConfig, out: Path, profile: str) -> None:
     if path.is_file():
         previous = json.loads(path.read_text(encoding="utf-8"))
         # A setting added since that run matches it at its default (the behaviour before).
-        defaults = config_to_dict(SimDemoConfig())
-        for key in set(current) - set(previous):
-            if key in defaults:
-                previous[key] = defaults[key]
-        changed = sorted(k for k in set(previous) | set(current)
-                         if previous.get(k) != current.get(k))
+        changed = changed_settings(previous, current, config_to_dict(SimDemoConfig()))
         if changed:
             raise ConfigError(
                 f"{out} holds a demo run with other settings ({', '.join(changed)} differ): "
